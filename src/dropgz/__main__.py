@@ -1,0 +1,3 @@
+from dropgz.cli import main
+
+main()
