@@ -70,7 +70,8 @@ class DropboxSettings:
 class AWSSettings:
     """``[AWS]``: the SQS work queue. No ``queue`` means the embedded SQLite queue."""
 
-    aws_access_key_id: str | None = None
+    # Not a secret by itself, but it names the credential: keep it out of reprs too.
+    aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: Secret | None = None
     region: str = DEFAULT_REGION
     queue: str | None = None

@@ -14,6 +14,8 @@ from dropgz.errors import ConfigError
 # subcommand -> module defining a click command of that name (attribute ``command``)
 COMMANDS: dict[str, str] = {
     "emulator": "dropgz.cli.emulator",
+    "worker": "dropgz.cli.worker",
+    "web": "dropgz.cli.web",
 }
 
 

@@ -1,0 +1,78 @@
+"""``dropgz worker``: the compression tier, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from dropgz.cli.common import config_option, load, log_level_option
+from dropgz.compress import Compressor
+from dropgz.config import Settings
+from dropgz.dropbox_client import make_dropbox
+from dropgz.queues import open_work_queue
+from dropgz.worker import CompressorLookup, Worker
+
+log = logging.getLogger("dropgz.worker")
+
+
+def single_account(settings: Settings) -> CompressorLookup:
+    """The seed's deployment: one token, one account. Messages for another account are
+    refused (dead-lettered); messages naming no account belong to the token's owner."""
+    dbx = make_dropbox(settings.dropbox, pool_size=settings.service.concurrency + 4)
+    compressor = Compressor(dbx, settings.compression)
+    known: list[str] = [settings.dropbox.account_id] if settings.dropbox.account_id else []
+
+    def lookup(account: str | None) -> Compressor | None:
+        if account is None:
+            return compressor
+        if not known:
+            known.append(dbx.users_get_current_account().account_id)
+        return compressor if account == known[0] else None
+
+    return lookup
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """First SIGTERM/SIGINT: drain. Second: exit now."""
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if worker.stopping:
+            worker.request_force_stop()
+            logging.shutdown()
+            os._exit(1)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@click.command("worker")
+@config_option
+@log_level_option
+@click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+              help="Files compressed at once (default: [Service] concurrency, 8).")
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def command(config_path: Path | None, log_level: str, concurrency: int | None,
+            burst: bool) -> None:
+    """Compression tier: take work messages (SQS, or the embedded SQLite queue), write
+    name.gz beside each file. Runs until SIGTERM/SIGINT (first: finish in-flight files)."""
+    settings = load(config_path, log_level)
+    settings.require_dropbox_credentials()
+    queue = open_work_queue(settings)
+    worker = Worker(queue, single_account(settings),
+                    concurrency=concurrency or settings.service.concurrency,
+                    visibility_timeout=settings.aws.visibility_timeout)
+    install_signal_handlers(worker)
+    log.info("worker started: queue=%s concurrency=%d compressor=%s level=%d",
+             settings.aws.queue or "sqlite", worker.concurrency,
+             settings.compression.compressor, settings.compression.level)
+    report = worker.work(burst=burst)
+    queue.close()
+    log.info("worker stopped: compressed=%d skipped=%d retried=%d dead_lettered=%d",
+             report.compressed, report.skipped, report.retried, report.dead_lettered)
+    sys.exit(0)
