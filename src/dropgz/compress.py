@@ -127,7 +127,7 @@ class Compressor:
         finally:
             download.close()
 
-    def _compress(self, item: WorkItem, download, started: float) -> Outcome:  # noqa: ANN001
+    def _compress(self, item: WorkItem, download, started: float) -> Outcome:
         md: FileMetadata = download.metadata
         path = md.path_display or md.path_lower
         if item.rev and md.rev != item.rev:

@@ -20,7 +20,7 @@ from dropgz.worker import Worker
 from tests.fixtures.peers import gunzip_bytes
 
 
-def emulator_env(emulator, tmp_path: Path, **extra: str) -> dict[str, str]:  # noqa: ANN001
+def emulator_env(emulator, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         "DROPGZ_DROPBOX_TOKEN": emulator.token,
         "DROPGZ_DROPBOX_SECRET": emulator.app_secret,
@@ -83,7 +83,7 @@ class Rig:
 def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     made: list[WorkQueue] = []
 
-    def make(emulator, **extra: str) -> Rig:  # noqa: ANN001
+    def make(emulator, **extra: str) -> Rig:
         settings = load_settings(env=emulator_env(emulator, tmp_path, **extra))
         queue = open_work_queue(settings)
         made.append(queue)
@@ -95,7 +95,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
 
 
 @pytest.fixture
-def rig(emulator, make_rig: Callable[..., Rig]) -> Rig:  # noqa: ANN001
+def rig(emulator, make_rig: Callable[..., Rig]) -> Rig:
     return make_rig(emulator)
 
 

@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "emulator": "dropgz.cli.emulator",
     "worker": "dropgz.cli.worker",
     "web": "dropgz.cli.web",
+    "serve": "dropgz.cli.serve",
+    "demo": "dropgz.cli.demo",
 }
 
 
