@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "web": "dropgz.cli.web",
     "serve": "dropgz.cli.serve",
     "demo": "dropgz.cli.demo",
+    "check": "dropgz.cli.check",
+    "setup-aws": "dropgz.cli.setup_aws",
 }
 
 
