@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dropgz.config import load_settings, parse_size
+from dropgz.eligibility import excluding_pattern
 from dropgz.errors import ConfigError
 from dropgz.secret import Secret
 
@@ -60,9 +61,10 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert settings.dropbox.token.reveal() == "from-env"
     assert settings.compression.level == 1
     assert settings.compression.exclude == ("*.jpg", "*.zip", "/private/*")
-    assert settings.compression.excluded("/Photos/A.JPG")
-    assert settings.compression.excluded("/private/notes.txt")
-    assert not settings.compression.excluded("/notes.txt")
+    patterns = settings.compression.exclude
+    assert excluding_pattern("/Photos/A.JPG", patterns) == "*.jpg"
+    assert excluding_pattern("/private/notes.txt", patterns) == "/private/*"
+    assert excluding_pattern("/notes.txt", patterns) is None
 
 
 def test_environment_alone_is_enough() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from itertools import chain
 
 import dropbox
 from dropbox import file_transfer
@@ -31,7 +30,7 @@ from dropgz import eligibility
 from dropgz.config import CompressionSettings
 from dropgz.download import open_download
 from dropgz.errors import TransientError
-from dropgz.gzstream import GzipReader
+from dropgz.gzstream import GzipReader, unix_mtime
 from dropgz.message import WorkItem
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ def gzip_header_name(header: bytes) -> bytes | None:
     return header[pos:end] if end != -1 else None
 
 
-class Compressor:
+class FileCompressor:
     """Compresses files of one account with one Dropbox client and one set of rules."""
 
     def __init__(self, dbx: dropbox.Dropbox, rules: CompressionSettings) -> None:
@@ -135,17 +134,15 @@ class Compressor:
         reason = eligibility.skip_reason(path, md.size, self.rules)
         if reason:
             return Outcome("skipped", path, reason, md.rev)
-        chunks = download.chunks()
-        first = next(chunks, b"")
-        if eligibility.looks_gzipped(first[:2]):
+        reader = GzipReader(download.chunks(), name=md.name,
+                            mtime=unix_mtime(md.client_modified),
+                            level=self.rules.level, compressor=self.rules.compressor)
+        if eligibility.looks_gzipped(reader.peek_source(2)):
             return Outcome("skipped", path, "content is already gzip", md.rev)
         target = eligibility.gz_path(path)
         mode = self._write_mode(target, md.name)
         if isinstance(mode, str):
             return Outcome("skipped", path, mode, md.rev)
-        reader = GzipReader(chain([first], chunks), name=md.name,
-                            mtime=int(md.client_modified.timestamp()),
-                            level=self.rules.level, compressor=self.rules.compressor)
         uploaded = self._upload(reader, target, mode, md)
         if uploaded.content_hash != reader.content_hash:
             raise TransientError(f"uploaded {target} hash {uploaded.content_hash} differs from "

@@ -22,7 +22,6 @@ environment wins over the file. :func:`load_settings` builds one immutable
 from __future__ import annotations
 
 import configparser
-import fnmatch
 import logging
 import os
 import re
@@ -99,13 +98,6 @@ class CompressionSettings:
     min_size: int = 0
     max_size: int = 0  # 0 = no limit
     replace_original: bool = False
-
-    def excluded(self, path: str) -> bool:
-        """True when ``path`` (or its last component) matches an exclude pattern."""
-        lower = path.lower()
-        name = lower.rsplit("/", 1)[-1]
-        return any(fnmatch.fnmatchcase(lower, p) or fnmatch.fnmatchcase(name, p)
-                   for p in self.exclude)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The compression tier: take work messages, compress each file, settle each message.
 
 Delivery is at least once (SQS, and the SQLite queue likewise), so every step is
-idempotent: :class:`~dropgz.compress.Compressor` output is deterministic and refuses
+idempotent: :class:`~dropgz.compress.FileCompressor` output is deterministic and refuses
 superseded revisions. Each message is settled exactly once, in ``finally``:
 
 - done (compressed or skipped for a stated reason) → ``ack`` (delete);
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dropgz import message as messages
-from dropgz.compress import Compressor, Outcome
+from dropgz.compress import FileCompressor, Outcome
 from dropgz.errors import BadMessage
 from dropgz.logs import fields
 from dropgz.queues.base import Message, WorkQueue
@@ -33,7 +33,7 @@ from dropgz.retries import Decision, RetryPolicy
 log = logging.getLogger(__name__)
 
 # Compressor for a message's account (None: the account is unknown here).
-CompressorLookup = Callable[[str | None], Compressor | None]
+CompressorLookup = Callable[[str | None], FileCompressor | None]
 
 
 @dataclass

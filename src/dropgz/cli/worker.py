@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from dropgz.cli.common import config_option, load, log_level_option
-from dropgz.compress import Compressor
+from dropgz.compress import FileCompressor
 from dropgz.config import Settings
 from dropgz.dropbox_client import make_dropbox
 from dropgz.queues import open_work_queue
@@ -25,10 +25,10 @@ def single_account(settings: Settings) -> CompressorLookup:
     """The seed's deployment: one token, one account. Messages for another account are
     refused (dead-lettered); messages naming no account belong to the token's owner."""
     dbx = make_dropbox(settings.dropbox, pool_size=settings.service.concurrency + 4)
-    compressor = Compressor(dbx, settings.compression)
+    compressor = FileCompressor(dbx, settings.compression)
     known: list[str] = [settings.dropbox.account_id] if settings.dropbox.account_id else []
 
-    def lookup(account: str | None) -> Compressor | None:
+    def lookup(account: str | None) -> FileCompressor | None:
         if account is None:
             return compressor
         if not known:
