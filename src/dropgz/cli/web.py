@@ -1,0 +1,83 @@
+"""``dropgz web``: the monitoring and delta tiers on one host, under waitress.
+
+Runs the same Flask app as App Engine with the local push queue (SQLite + an in-process
+delivery thread), after starting to watch the configured account. Stops cleanly on
+SIGTERM or SIGINT: waitress finishes, the dispatcher stops, undelivered tasks stay queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+import click
+import dropbox
+import waitress
+
+from dropgz.config import load_settings
+from dropgz.delta import init_account
+from dropgz.errors import ConfigError, DropgzError
+from dropgz.logs import fields, setup_logging
+from dropgz.pushqueue.local import LocalPushQueue
+from dropgz.retries import describe
+from dropgz.state.base import utcnow
+from dropgz.web import Services, create_app
+
+log = logging.getLogger("dropgz.web")
+# Request threads: each delta run holds one for its whole listing.
+WAITRESS_THREADS = 8
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # waitress's loop treats SystemExit as "close and return".
+    raise SystemExit(0)
+
+
+@click.command("web")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              default="settings.cfg", show_default=True, help="Settings file.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (Dropbox must reach /webhook through a proxy).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def command(config_path: str, host: str, port: int, log_level: str) -> None:
+    """Serve /webhook and /tasks/* locally with the local push queue."""
+    settings = load_settings(config_path)
+    setup_logging(log_level, settings.secrets())
+    if settings.service.state != "sqlite":
+        raise ConfigError(f"{settings.source}: [Service] state: dropgz web needs 'sqlite' "
+                          "('ndb' runs on App Engine only)")
+    push_queue = LocalPushQueue.from_settings(settings)
+    app = create_app(settings, push_queue=push_queue)
+    svc: Services = app.extensions["dropgz"]
+    try:
+        account = init_account(settings, svc.state, svc.accounts.client(),
+                               page_limit=svc.page_limit)
+        log.info("watching: %s", fields(account=account))
+    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
+        # Not fatal: the reconcile task the dispatcher runs at start tries again. With a
+        # known account id, watching starts now anyway (the first run lists from scratch
+        # and keeps files modified from this moment).
+        log.warning("could not reach Dropbox at start-up: %s", fields(error=describe(exc)))
+        if settings.dropbox.account_id:
+            svc.state.add_account(settings.dropbox.account_id, watch_start=utcnow())
+    server = waitress.create_server(app, host=host, port=port, threads=WAITRESS_THREADS)
+    own = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 - comparing
+    if ":" in own:
+        own = f"[{own}]"
+    base_url = f"http://{own}:{server.effective_port}"
+    push_queue.start(base_url)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("listening: %s", fields(url=base_url, webhook=f"{base_url}/webhook"))
+    click.echo(f"dropgz web: listening on {base_url}", err=True)
+    try:
+        server.run()
+    finally:
+        push_queue.close()
+        log.info("stopped")
+    sys.exit(0)

@@ -1,0 +1,344 @@
+"""HTTP/1.1 request handling: Dropbox wire format in and out, faults, admin routes.
+
+Paths served on one port:
+
+- ``/2/<route>``: the Dropbox API (RPC: JSON body; content: ``Dropbox-API-Arg`` header in,
+  ``Dropbox-API-Result`` header out), with latency and fault injection;
+- ``/oauth2/token``: the refresh-token grant;
+- ``/_emulator/...``: test helpers (stats, run-time config, webhook deliveries), bearer token
+  required, never faulted.
+
+Answers follow what ``dropbox.dropbox_client`` expects: 400 text for bad arguments, 401 JSON
+AuthError, 409 JSON route error, 429 JSON RateLimitError + ``Retry-After``, 5xx text, and
+``Content-Type: application/json`` exactly (the SDK compares the whole header value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import secrets
+import socket
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+from dropbox import auth
+from dropbox import stone_serializers as serializers
+from dropbox import stone_validators as validators
+
+from dropgz.emulator.app import ROUTES, Route
+from dropgz.emulator.auth import OAuthError
+from dropgz.emulator.body import ClientGone, RequestBody
+from dropgz.emulator.content import Download
+from dropgz.emulator.errors import BadRequest, RouteError, Unauthorized, error_summary
+
+if TYPE_CHECKING:
+    from dropgz.emulator.app import Emulator
+
+log = logging.getLogger("dropgz.emulator.http")
+
+JSON = "application/json"
+# Largest RPC / admin / OAuth body accepted (they are small JSON or form documents).
+MAX_SMALL_BODY = 1 << 20
+# A body left unread after an early answer (e.g. payload_too_large) is drained up to this
+# size to keep the connection; beyond it the connection is closed instead.
+MAX_DRAIN = 512 << 20
+SEND_PIECE = 1 << 20
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """``(start, end_inclusive)`` for one satisfiable byte range, None to send the whole
+    file (no or unsupported header), ``"unsatisfiable"`` for a range past the end."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        length = int(last)
+        if length == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return "unsatisfiable"
+    return start, end
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    """One connection; ``self.server.emulator`` is the :class:`Emulator` served."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "dropgz-emulator/1"
+    sys_version = ""
+    # Small answers go out as header + body writes: without TCP_NODELAY, Nagle plus delayed
+    # ACKs would add ~40 ms to each keep-alive request.
+    disable_nagle_algorithm = True
+    timeout = 120  # seconds an idle keep-alive connection is kept
+
+    server: Any
+
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The path only: a query string could carry an argument nobody wants in a log.
+        elapsed = (time.monotonic() - getattr(self, "_started", time.monotonic())) * 1000
+        log.info('"%s %s" %s %.1f ms', self.command, self.path.partition("?")[0], code,
+                 elapsed)
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _handle(self) -> None:
+        self._started = time.monotonic()
+        self._status: int | str = "-"
+        path, _, self._query = self.path.partition("?")
+        try:
+            self._body = RequestBody.from_headers(self.rfile, self.headers)
+        except BadRequest as exc:
+            self.close_connection = True
+            self._send_text(400, str(exc))
+            return
+        try:
+            if path.startswith("/2/"):
+                self._dropbox(unquote(path[3:]))
+            elif path == "/oauth2/token":
+                self._oauth()
+            elif path.startswith("/_emulator/"):
+                self._admin(path[len("/_emulator/"):])
+            else:
+                self._send_text(404, f"Not found: {path}")
+        except (ClientGone, ConnectionError, TimeoutError) as exc:
+            log.info("client went away during %s: %s", path, exc)
+            self.close_connection = True
+        finally:
+            if not self.close_connection and not self._body.drain(MAX_DRAIN):
+                self.close_connection = True
+
+    def _dropbox(self, name: str) -> None:
+        emu = self.emulator
+        route = ROUTES.get(name)
+        emu.faults.delay()
+        fault = emu.faults.draw()
+        if fault is not None:
+            self._inject(fault, route)
+            emu.stats.record(name, "drop" if fault == "drop" else self._status, fault=fault)
+            return
+        try:
+            self._call(name, route)
+        except RouteError as exc:
+            encoded = serializers.json_compat_obj_encode(route.spec.error_type, exc.error)
+            self._send_json(409, json.dumps({"error_summary": error_summary(encoded),
+                                             "error": encoded}))
+        except Unauthorized as exc:
+            self._send_auth_error(exc)
+        except BadRequest as exc:
+            self._send_text(400, f'Error in call to API function "{name}": {exc}')
+        except (ClientGone, ConnectionError, TimeoutError):
+            raise
+        except Exception:
+            log.exception("internal error in %s", name)
+            self._send_text(500, "Internal Server Error (emulator bug, see its log)")
+        finally:
+            emu.stats.record(name, self._status)
+
+    def _call(self, name: str, route: Route | None) -> None:
+        if route is None:
+            raise BadRequest("Unknown API function")
+        if self.command != "POST" and route.style != "download":
+            raise BadRequest(f"{self.command} is not allowed; use POST")
+        self.emulator.tokens.check(self.headers.get("Authorization"))
+        arg = self._decode_arg(route)
+        result = route.handler(self.emulator, arg, self._body)
+        if isinstance(result, Download):
+            self._send_download(route, result)
+            return
+        self._send_json(200, serializers.json_encode(route.spec.result_type, result))
+
+    def _decode_arg(self, route: Route) -> Any:
+        if route.style == "rpc":
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            raw = self._body.read_all(MAX_SMALL_BODY).decode("utf-8", "replace")
+            if raw.strip() == "" and isinstance(route.spec.arg_type, validators.Void):
+                return None
+            if content_type != JSON:
+                raise BadRequest(f'Bad HTTP "Content-Type" header: "{content_type}". '
+                                 'Expecting one of "application/json", '
+                                 '"application/json; charset=utf-8".')
+        else:
+            raw = self.headers.get("Dropbox-API-Arg") or parse_qs(self._query).get("arg", [""])[0]
+            if not raw:
+                raise BadRequest('Must provide HTTP header "Dropbox-API-Arg" or URL '
+                                 'parameter "arg".')
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if route.style == "upload" and content_type not in ("application/octet-stream",
+                                                                 "text/plain"):
+                raise BadRequest(f'Bad HTTP "Content-Type" header: "{content_type}". '
+                                 'Expecting one of "application/octet-stream", '
+                                 '"text/plain; charset=dropbox-cors-hack".')
+        try:
+            return serializers.json_decode(route.spec.arg_type, raw, strict=True)
+        except validators.ValidationError as exc:
+            raise BadRequest(f"request body: {exc}") from None
+
+    # ----------------------------------------------------------------- faults
+
+    def _inject(self, fault: str, route: Route | None) -> None:
+        if fault == "drop":
+            self._status = "drop"
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "500":
+            self._send_text(500, "Internal Server Error (injected by the emulator)")
+            return
+        retry_after = self.emulator.settings.retry_after
+        reason = (auth.RateLimitReason.too_many_write_operations
+                  if route is not None and route.writes else auth.RateLimitReason.too_many_requests)
+        encoded = serializers.json_compat_obj_encode(
+            auth.RateLimitError_validator,
+            auth.RateLimitError(reason=reason, retry_after=retry_after))
+        self._send_json(429, json.dumps({"error_summary": error_summary(encoded["reason"]),
+                                         "error": encoded}),
+                        {"Retry-After": str(retry_after)})
+
+    # ------------------------------------------------------------ oauth, admin
+
+    def _oauth(self) -> None:
+        emu = self.emulator
+        try:
+            if self.command != "POST":
+                raise OAuthError("invalid_request", "use POST")
+            raw = self._body.read_all(MAX_SMALL_BODY).decode("utf-8", "replace")
+            form = {key: values[0] for key, values in
+                    parse_qs(self._query + "&" + raw, keep_blank_values=True).items()}
+            answer = emu.tokens.refresh(form, self.headers.get("Authorization"))
+            self._send_json(200, json.dumps(answer))
+        except OAuthError as exc:
+            self._send_json(400, json.dumps({"error": exc.error,
+                                             "error_description": exc.description}))
+        except BadRequest as exc:
+            self._send_json(400, json.dumps({"error": "invalid_request",
+                                             "error_description": str(exc)}))
+        emu.stats.record("oauth2/token", self._status)
+
+    def _admin(self, name: str) -> None:
+        emu = self.emulator
+        try:
+            emu.tokens.check(self.headers.get("Authorization"))
+        except Unauthorized as exc:
+            self._send_auth_error(exc)
+            return
+        post = self.command == "POST"
+        if name == "stats" and not post:
+            answer: Any = emu.stats.snapshot()
+        elif name == "reset-stats" and post:
+            emu.stats.reset()
+            answer = {"ok": True}
+        elif name == "config" and not post:
+            answer = emu.settings.snapshot()
+        elif name == "config" and post:
+            try:
+                changes = json.loads(self._body.read_all(MAX_SMALL_BODY) or b"{}")
+                if not isinstance(changes, dict):
+                    raise ValueError("expected a JSON object of settings")
+                answer = emu.settings.update(changes)
+            except (ValueError, BadRequest) as exc:
+                self._send_text(400, f"bad config change: {exc}")
+                return
+        elif name == "webhooks" and not post:
+            answer = emu.webhooks.snapshot()
+        elif name == "compact-journal" and post:
+            answer = {"journal_floor": emu.namespace.compact_journal()}
+        else:
+            self._send_text(404, f"unknown admin route {self.command} /_emulator/{name}")
+            return
+        self._send_json(200, json.dumps(answer))
+
+    # ---------------------------------------------------------------- answers
+
+    def _start(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        """Status line, headers and a small body in one write (one TCP segment if it fits)."""
+        self._status = status
+        self.send_response(status)
+        self.send_header("X-Dropbox-Request-Id", secrets.token_hex(16))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        # What end_headers() does, with the body appended before the flush.
+        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
+        self.flush_headers()
+
+    def _send_bytes(self, status: int, content_type: str, body: bytes,
+                    headers: dict[str, str] | None = None) -> None:
+        self._start(status, {"Content-Type": content_type, "Content-Length": str(len(body)),
+                             **(headers or {})}, body)
+
+    def _send_json(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, JSON, text.encode("utf-8"), headers)
+
+    def _send_text(self, status: int, text: str) -> None:
+        self._send_bytes(status, "text/plain; charset=utf-8", text.encode("utf-8"))
+
+    def _send_auth_error(self, exc: Unauthorized) -> None:
+        encoded = {".tag": exc.tag}
+        self._send_json(401, json.dumps({"error_summary": f"{exc.tag}/..", "error": encoded,
+                                         "error_description": str(exc)}))
+
+    def _send_download(self, route: Route, download: Download) -> None:
+        with download.stream as stream:
+            size = download.size
+            wanted = parse_range(self.headers.get("Range"), size)
+            if wanted == "unsatisfiable":
+                self._send_bytes(416, "text/plain; charset=utf-8",
+                                 b"Requested range not satisfiable",
+                                 {"Content-Range": f"bytes */{size}"})
+                return
+            start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(end - start + 1),
+                "Accept-Ranges": "bytes",
+                "Dropbox-API-Result": serializers.json_encode(route.spec.result_type,
+                                                              download.metadata),
+            }
+            if isinstance(wanted, tuple):
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            self._start(206 if isinstance(wanted, tuple) else 200, headers)
+            self._send_file(stream, start, end - start + 1)
+
+    def _send_file(self, stream: Any, offset: int, count: int) -> None:
+        if count <= 0:
+            return
+        if type(self.connection) is socket.socket:
+            self.connection.sendfile(stream, offset, count)  # zero-copy on plain TCP
+            return
+        # TLS: socket.sendfile would fall back to 8 KiB sends; bigger pieces go faster.
+        stream.seek(offset)
+        piece = memoryview(bytearray(SEND_PIECE))
+        while count > 0:
+            got = stream.readinto(piece[:min(SEND_PIECE, count)])
+            if not got:
+                raise ConnectionError("file shrank while being sent")
+            self.wfile.write(piece[:got])
+            count -= got
+
