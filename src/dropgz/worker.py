@@ -59,7 +59,8 @@ class Worker:
 
     def __init__(self, queue: WorkQueue, compressors: CompressorLookup, *,
                  concurrency: int = 8, policy: RetryPolicy | None = None,
-                 visibility_timeout: float = 300.0, poll_seconds: float = 5.0) -> None:
+                 visibility_timeout: float = 300.0, poll_seconds: float = 5.0,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.queue = queue
@@ -68,6 +69,7 @@ class Worker:
         self.policy = policy or RetryPolicy(max_receives=queue.max_receive_count)
         self.visibility_timeout = visibility_timeout
         self.poll_seconds = poll_seconds
+        self.on_outcome = on_outcome  # e.g. the ledger behind `dropgz status`
         self._stop = threading.Event()
         self._force = threading.Event()
         self._done = threading.Event()
@@ -221,6 +223,11 @@ class Worker:
                 report.bytes_out += outcome.bytes_out
             else:
                 report.skipped += 1
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:  # bookkeeping must never fail a file that succeeded
+                log.exception("could not record the outcome of %s", outcome.path)
         log.info("file %s", fields(path=outcome.path, rev=outcome.rev or "-",
                                    outcome=outcome.status, reason=outcome.reason or "-",
                                    bytes_in=outcome.bytes_in, bytes_out=outcome.bytes_out,

@@ -170,24 +170,35 @@ def test_listing_over_many_pages(emulator: Any, moto_server: str, tmp_path: Path
 
 def test_reset_lists_again_from_scratch(pipeline: Pipeline,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # No lookback, so the test can tell "since the last sync" from "everything".
     monkeypatch.setattr(delta, "RESET_LOOKBACK", timedelta(0))
     pipeline.put("/old.txt")
+    time.sleep(1.1)  # server_modified has whole seconds
     pipeline.start_watching()
-    time.sleep(1.1)
-    # Given a cursor Dropbox no longer accepts, last synced now
+    pipeline.put("/new.txt")
+    # Given Dropbox dropped the history our cursor points into
+    pipeline.emulator.compact_journal()
+    # When the delta runs, list_folder/continue answers reset
+    response = pipeline.deliver()
+    # Then it starts over from list_folder and sends what changed since the last sync only
+    assert response.status_code == 200 and response.json["mode"] == "reset"
+    assert pipeline.sent_paths() == ["/new.txt"]
+    pipeline.put("/after-reset.txt")
+    assert pipeline.deliver().json["mode"] == "continue"
+    assert pipeline.sent_paths() == ["/after-reset.txt"]
+
+
+def test_garbled_cursor_is_a_reset_too(pipeline: Pipeline) -> None:
+    pipeline.start_watching()
     owner = "test"
     assert pipeline.state.acquire_lease(pipeline.account, owner, 60)
     pipeline.state.save_cursor(pipeline.account, "AAAA-not-a-valid-cursor", lease_owner=owner,
                                synced_at=datetime.now(UTC))
     pipeline.state.release_lease(pipeline.account, owner)
     pipeline.put("/new.txt")
-    # When the delta runs, Dropbox answers reset
     response = pipeline.deliver()
-    # Then it starts over from list_folder and sends what changed since the last sync
     assert response.status_code == 200 and response.json["mode"] == "reset"
     assert pipeline.sent_paths() == ["/new.txt"]
-    assert pipeline.deliver().json["mode"] == "continue"
-    assert pipeline.messages() == []
 
 
 def test_deletions_folders_and_ineligible_files_send_nothing(pipeline: Pipeline) -> None:

@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "demo": "dropgz.cli.demo",
     "check": "dropgz.cli.check",
     "setup-aws": "dropgz.cli.setup_aws",
+    "status": "dropgz.cli.status",
+    "backfill": "dropgz.cli.backfill",
 }
 
 

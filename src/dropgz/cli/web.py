@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 import click
 import dropbox
 import waitress
 
-from dropgz.config import load_settings
+from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.delta import init_account
 from dropgz.errors import ConfigError, DropgzError
-from dropgz.logs import fields, setup_logging
+from dropgz.logs import fields
 from dropgz.pushqueue.local import LocalPushQueue
 from dropgz.retries import describe
 from dropgz.state.base import utcnow
@@ -36,18 +37,15 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 @click.command("web")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              default="settings.cfg", show_default=True, help="Settings file.")
+@config_option
+@log_level_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (Dropbox must reach /webhook through a proxy).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def command(config_path: str, host: str, port: int, log_level: str) -> None:
+def command(config_path: Path | None, log_level: str, host: str, port: int) -> None:
     """Serve /webhook and /tasks/* locally with the local push queue."""
-    settings = load_settings(config_path)
-    setup_logging(log_level, settings.secrets())
+    settings = load(config_path, log_level)
     if settings.service.state != "sqlite":
         raise ConfigError(f"{settings.source}: [Service] state: dropgz web needs 'sqlite' "
                           "('ndb' runs on App Engine only)")

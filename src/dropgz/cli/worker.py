@@ -15,6 +15,7 @@ from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.compress import FileCompressor
 from dropgz.config import Settings
 from dropgz.dropbox_client import make_dropbox
+from dropgz.ledger import Ledger
 from dropgz.queues import open_work_queue
 from dropgz.worker import CompressorLookup, Worker
 
@@ -64,15 +65,18 @@ def command(config_path: Path | None, log_level: str, concurrency: int | None,
     settings = load(config_path, log_level)
     settings.require_dropbox_credentials()
     queue = open_work_queue(settings)
+    ledger = Ledger.in_dir(settings.service.data_path)
     worker = Worker(queue, single_account(settings),
                     concurrency=concurrency or settings.service.concurrency,
-                    visibility_timeout=settings.aws.visibility_timeout)
+                    visibility_timeout=settings.aws.visibility_timeout,
+                    on_outcome=ledger.record)
     install_signal_handlers(worker)
     log.info("worker started: queue=%s concurrency=%d compressor=%s level=%d",
              settings.aws.queue or "sqlite", worker.concurrency,
              settings.compression.compressor, settings.compression.level)
     report = worker.work(burst=burst)
     queue.close()
+    ledger.close()
     log.info("worker stopped: compressed=%d skipped=%d retried=%d dead_lettered=%d",
              report.compressed, report.skipped, report.retried, report.dead_lettered)
     sys.exit(0)
