@@ -44,7 +44,7 @@ def _sample(n: int) -> tuple[str, bytes]:
 
 
 @pytest.mark.parametrize("queue", ["sqlite", "sqs"])
-def test_serve_compresses_every_new_file(queue: str, tmp_path: Path, request) -> None:  # noqa: ANN001
+def test_serve_compresses_every_new_file(queue: str, tmp_path: Path, request) -> None:
     port = free_port()
     with start_emulator(tmp_path / "emulator",
                         webhook_url=f"http://127.0.0.1:{port}/webhook") as emulator:

@@ -202,7 +202,8 @@ def _run(account: str, listing: _Listing, *, state: StateStore, work_queue: Work
                 since = (synced_at or started) - RESET_LOOKBACK
             page = listing.scratch()
         pages += 1
-        bodies, seen, refused = _work_messages(account, page, rules, since)
+        items, seen, refused = work_items(account, page.entries, rules, since)
+        bodies = [item.to_json() for item in items]
         files, skipped = files + seen, skipped + refused
         if not state.acquire_lease(account, owner, lease_seconds):
             raise LeaseLost(f"lease on {account} was taken over")
@@ -222,15 +223,17 @@ def _run(account: str, listing: _Listing, *, state: StateStore, work_queue: Work
     return result
 
 
-def _work_messages(account: str, page: ListFolderResult, rules: CompressionSettings,
-                   since: datetime | None) -> tuple[list[str], int, int]:
-    """Bodies for the page's eligible files; folders and deletions send nothing."""
-    bodies, files, skipped = [], 0, 0
+def work_items(account: str, entries: list[Any], rules: CompressionSettings,
+               since: datetime | None = None) -> tuple[list[WorkItem], int, int]:
+    """Work items for the eligible files among listing ``entries`` (and how many files were
+    seen and refused); folders and deletions give nothing. Shared by delta runs and backfill."""
+    items: list[WorkItem] = []
+    files, skipped = 0, 0
     if since is not None:
         # server_modified has whole seconds: a file written in the same second as `since`
         # would otherwise look older than it.
         since = since.replace(microsecond=0)
-    for entry in page.entries:
+    for entry in entries:
         if not isinstance(entry, FileMetadata):
             continue
         files += 1
@@ -243,9 +246,9 @@ def _work_messages(account: str, page: ListFolderResult, rules: CompressionSetti
             skipped += 1
             log.debug("not compressing: %s", fields(path=path, reason=reason))
             continue
-        bodies.append(WorkItem(path=path, account=account, id=entry.id, rev=entry.rev,
-                               size=entry.size, content_hash=entry.content_hash).to_json())
-    return bodies, files, skipped
+        items.append(WorkItem(path=path, account=account, id=entry.id, rev=entry.rev,
+                              size=entry.size, content_hash=entry.content_hash))
+    return items, files, skipped
 
 
 # ---------------------------------------------------------------- the HTTP side

@@ -46,6 +46,10 @@ def make_session(base_url: str | None = None, ca_bundle: str | None = None,
     """
     session = requests.Session()
     session.verify = ca_bundle if ca_bundle else True
+    if base_url is not None or ca_bundle:
+        # With trust_env, REQUESTS_CA_BUNDLE would override ca_bundle and HTTP(S)_PROXY could
+        # route loopback traffic to the emulator through a proxy.
+        session.trust_env = False
     if base_url is None:
         session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=pool_size))
         return session
