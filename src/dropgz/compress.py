@@ -55,6 +55,7 @@ class Outcome:
     bytes_out: int = 0
     seconds: float = 0.0
     original_deleted: bool = False
+    account: str | None = None
 
     @property
     def ratio(self) -> float:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dropgz import message as messages
 from dropgz.compress import FileCompressor, Outcome
@@ -182,7 +182,7 @@ class Worker:
         compressor = self.compressors(item.account)
         if compressor is None:
             raise BadMessage(f"unknown account {item.account!r}")
-        return compressor.run(item)
+        return replace(compressor.run(item), account=item.account)
 
     def _settle(self, msg: Message, outcome: Outcome | None, decision: Decision | None,
                 seconds: float) -> None:
@@ -228,8 +228,9 @@ class Worker:
                 self.on_outcome(outcome)
             except Exception:  # bookkeeping must never fail a file that succeeded
                 log.exception("could not record the outcome of %s", outcome.path)
-        log.info("file %s", fields(path=outcome.path, rev=outcome.rev or "-",
-                                   outcome=outcome.status, reason=outcome.reason or "-",
+        log.info("file %s", fields(account=outcome.account or "-", path=outcome.path,
+                                   rev=outcome.rev or "-", outcome=outcome.status,
+                                   reason=outcome.reason or "-",
                                    bytes_in=outcome.bytes_in, bytes_out=outcome.bytes_out,
                                    ratio=round(outcome.ratio, 3), seconds=round(seconds, 3)))
 
