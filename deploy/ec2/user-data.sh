@@ -11,9 +11,12 @@ id dropgz >/dev/null 2>&1 || useradd --system --home /var/lib/dropgz --create-ho
 install -d -o dropgz -g dropgz -m 700 /etc/dropgz /var/lib/dropgz
 
 python3 -m venv /opt/dropgz/venv
-# Pin the release you deploy; 'dropgz[isal]' adds the fast compressor (compressor = isal).
+# What to install: a wheel built with `pip wheel .` from this repository and copied to the
+# instance (e.g. from S3), or a package index you publish to. Pin the release you deploy;
+# the [isal] extra adds the fast compressor (compressor = isal).
+DROPGZ_PACKAGE="${DROPGZ_PACKAGE:-/opt/dropgz/dropgz-0.1.0-py3-none-any.whl[isal]}"
 /opt/dropgz/venv/bin/pip install --upgrade pip
-/opt/dropgz/venv/bin/pip install "dropgz[isal]"
+/opt/dropgz/venv/bin/pip install "$DROPGZ_PACKAGE"
 
 aws ssm get-parameter --region us-west-1 --with-decryption --name /dropgz/settings.cfg \
     --query Parameter.Value --output text > /etc/dropgz/settings.cfg
