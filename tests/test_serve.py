@@ -17,9 +17,9 @@ from pathlib import Path
 
 import dropbox
 import pytest
-import requests
 from dropbox.files import FileMetadata
 
+from dropgz.processes import wait_http
 from tests.fixtures.emulator import start_emulator
 from tests.fixtures.moto import moto_env
 from tests.fixtures.peers import free_port, gunzip_bytes
@@ -68,7 +68,7 @@ def test_serve_compresses_every_new_file(queue: str, tmp_path: Path, request) ->
                 [sys.executable, "-m", "dropgz", "serve", "--port", str(port), "--workers", "2"],
                 env=env, stdout=log, stderr=log, cwd=tmp_path)
         try:
-            _wait_ready(f"http://127.0.0.1:{port}/webhook?challenge=hi", serve, log_path)
+            wait_http(f"http://127.0.0.1:{port}/webhook?challenge=hi", serve, log_path)
             # When 100 files, a user's .gz and an excluded file arrive through the SDK
             files = dict(_sample(n) for n in range(N_FILES))
             for path, data in files.items():
@@ -106,15 +106,3 @@ def test_serve_compresses_every_new_file(queue: str, tmp_path: Path, request) ->
         for secret in (emulator.token, emulator.app_secret):
             assert secret not in log
 
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail("serve did not answer:\n" + log_path.read_text())
