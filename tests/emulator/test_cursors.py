@@ -7,6 +7,7 @@ from pathlib import Path
 import dropbox
 import pytest
 from dropbox import files
+from dropbox.content_hash import content_hash
 from dropbox.exceptions import ApiError
 
 from tests.fixtures.emulator import EmulatorProcess, start_emulator
@@ -190,3 +191,29 @@ def test_cursors_files_and_tokens_survive_a_restart(tmp_path: Path) -> None:
         # A token minted before the restart is still accepted.
         survivor = emulator.client(oauth2_access_token=minted._oauth2_access_token)
         assert survivor.users_get_current_account().account_id == emulator.account_id
+
+
+def test_files_changed_in_the_root_while_stopped_are_adopted(tmp_path: Path) -> None:
+    root = tmp_path / "seeded"
+    (root / "Seed").mkdir(parents=True)
+    (root / "Seed" / "one.txt").write_bytes(b"seeded one")
+    (root / "two.txt").write_bytes(b"seeded two")
+    with start_emulator(tmp_path, root=str(root)) as emulator:
+        dbx = emulator.client()
+        listing = dbx.files_list_folder("", recursive=True)
+        assert sorted(summary(listing.entries)) == [("FileMetadata", "/seed/one.txt"),
+                                                    ("FileMetadata", "/two.txt"),
+                                                    ("FolderMetadata", "/seed")]
+        one = dbx.files_get_metadata("/Seed/one.txt")
+        assert one.content_hash == content_hash(b"seeded one")
+        emulator.stop()
+        (root / "two.txt").unlink()
+        (root / "Seed" / "one.txt").write_bytes(b"edited while stopped")
+        emulator.restart()
+        dbx = emulator.client()
+        entries, _, _ = drain(dbx, listing.cursor)
+        assert sorted(summary(entries)) == [("DeletedMetadata", "/two.txt"),
+                                            ("FileMetadata", "/seed/one.txt")]
+        edited = dbx.files_get_metadata("/Seed/one.txt")
+        assert edited.id == one.id and edited.rev != one.rev
+        assert dbx.files_download("/Seed/one.txt")[1].content == b"edited while stopped"

@@ -44,7 +44,7 @@ def test_parallel_uploader_uses_a_concurrent_session(dbx: dropbox.Dropbox, folde
         file_transfer.BytesUpload(payload), files.CommitInfo(f"{folder}/parallel.bin"),
         file_transfer.UploadOptions(parallel_uploads=3))
     assert result.metadata.content_hash == content_hash(payload)
-    metadata, response = dbx.files_download(f"{folder}/parallel.bin")
+    _, response = dbx.files_download(f"{folder}/parallel.bin")
     with response:
         assert response.content == payload
 

@@ -98,6 +98,7 @@ class Emulator:
         self.namespace = Namespace(self.db, self.root, state_dir,
                                    journal_limit=config.journal_limit,
                                    on_change=self.webhooks.notify)
+        self.namespace.reconcile()
         codec = CursorCodec(bytes.fromhex(self.db.meta_default("cursor_key",
                                                                lambda: secrets.token_hex(32))),
                             self.db.meta_default("instance", lambda: secrets.token_hex(8)))

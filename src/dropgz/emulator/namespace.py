@@ -13,11 +13,12 @@ and an open download keeps reading the version it started with.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from dropbox import files
 from dropgz.emulator import paths
 from dropgz.emulator.errors import (
     ApiFailure,
+    BadRequest,
     LookupFailure,
     RouteError,
     as_write_failure,
@@ -36,7 +38,10 @@ from dropgz.emulator.errors import (
     not_file,
     not_found,
 )
+from dropgz.emulator.hashing import hash_file
 from dropgz.emulator.state import StateDB
+
+log = logging.getLogger("dropgz.emulator.namespace")
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 COLUMNS = ("path_lower", "parent_lower", "path_display", "tag", "id", "rev", "size",
@@ -281,6 +286,78 @@ class Namespace:
             moved = self._relocate(conn, source, target)
         self._on_change()
         return moved
+
+    def reconcile(self) -> int:
+        """Adopts changes made directly under the root while the emulator was not running
+        (files dropped in to seed an account, files removed); returns how many paths changed.
+
+        A file counts as changed when its size differs or it was modified after the entry's
+        server_modified. Symlinks, names Dropbox would refuse and case-only duplicates are
+        skipped with a warning.
+        """
+        seen: set[str] = set()
+        changed = 0
+        with self.db.transaction() as conn:
+            for display, full, is_dir in self._walk_disk():
+                low = paths.lower(display)
+                if low in seen:
+                    log.warning("skipping %s: differs from another name only by case", full)
+                    continue
+                seen.add(low)
+                entry = self.get(low)
+                if is_dir and (entry is None or entry.tag != "folder"):
+                    self._put(conn, Entry(low, paths.lower(paths.parent_of(display)), display,
+                                          "folder", new_id()))
+                    changed += 1
+                elif not is_dir and self._disk_file_changed(entry, full):
+                    stat = full.stat()
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC).strftime(TIME_FORMAT)
+                    self._put(conn, Entry(
+                        low, paths.lower(paths.parent_of(display)), display, "file",
+                        entry.id if entry and entry.tag == "file" else new_id(), new_rev(),
+                        stat.st_size, hash_file(str(full)), modified, now_text()))
+                    changed += 1
+            gone = self.db.query(f"SELECT {_COLUMN_LIST} FROM entries ORDER BY path_lower")
+            for row in gone:
+                if row["path_lower"] not in seen:
+                    self._remove(conn, Entry.from_row(row))
+                    changed += 1
+        if changed:
+            self._on_change()
+        return changed
+
+    def _walk_disk(self) -> Iterator[tuple[str, Path, bool]]:
+        """(display path, disk path, is a folder) for everything under the root, parents
+        first, leaving out the state folder."""
+        for directory, dirnames, filenames in os.walk(self.root):
+            base = Path(directory)
+            prefix = "" if base == self.root else "/" + base.relative_to(self.root).as_posix()
+            keep = []
+            for name in sorted(dirnames) + sorted(filenames):
+                full = base / name
+                display = f"{prefix}/{name}"
+                try:
+                    paths.validate(display)
+                except (ApiFailure, BadRequest):
+                    if not (base == self.root and name == paths.STATE_DIR_NAME):
+                        log.warning("skipping %s: not a valid Dropbox path", full)
+                    continue
+                if full.is_symlink():
+                    log.warning("skipping %s: symlinks are not followed", full)
+                    continue
+                if name in dirnames:
+                    keep.append(name)
+                yield display, full, name in dirnames
+            dirnames[:] = keep
+
+    @staticmethod
+    def _disk_file_changed(entry: Entry | None, full: Path) -> bool:
+        if entry is None or entry.tag != "file":
+            return True
+        stat = full.stat()
+        recorded = _timestamp(entry.server_modified)
+        written = recorded.replace(tzinfo=UTC).timestamp() if recorded else 0
+        return stat.st_size != entry.size or stat.st_mtime > written + 1
 
     # ----------------------------------------------------------------- journal
 
