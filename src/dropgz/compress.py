@@ -36,8 +36,9 @@ from dropgz.message import WorkItem
 log = logging.getLogger(__name__)
 
 # Up to this many source bytes, compress into memory and send one files/upload (one call);
-# above it, stream through upload sessions in 8 MiB chunks (dropbox.file_transfer).
-SINGLE_UPLOAD_MAX_SOURCE = 16 * 1024 * 1024
+# above it, stream through upload sessions in 8 MiB chunks (dropbox.file_transfer). Equal to
+# the session chunk, so a file in flight holds at most one 8 MiB chunk either way.
+SINGLE_UPLOAD_MAX_SOURCE = file_transfer.UPLOAD_CHUNK_SIZE
 # files/upload takes at most 150 MiB: https://www.dropbox.com/developers/documentation/http/documentation#files-upload
 MAX_SINGLE_UPLOAD = 150 * 1024 * 1024
 HEADER_PROBE_BYTES = 1024  # enough for a gzip header with a 255-character name
