@@ -222,7 +222,13 @@ def _text(raw: str) -> str:
 
 
 def _secret(raw: str) -> Secret:
-    return Secret(raw.strip())
+    value = raw.strip()
+    # Credentials travel in HTTP headers: a space, control or non-ASCII character inside
+    # one is a paste error that would otherwise surface much later as a 401. (The value
+    # itself is never shown.)
+    if any(c.isspace() or not c.isprintable() or not c.isascii() for c in value):
+        raise ValueError("must be printable ASCII without spaces (value not shown)")
+    return Secret(value)
 
 
 # section name -> (dataclass, accessor, {key: parser})

@@ -244,7 +244,10 @@ def work_items(account: str, entries: list[Any], rules: CompressionSettings,
         reason = skip_reason(path, entry.size, rules)
         if reason is not None:
             skipped += 1
-            log.debug("not compressing: %s", fields(path=path, reason=reason))
+            # Said at INFO (a user asks why a file has no .gz), except for our own .gz
+            # files, which come back through every delta run.
+            level = logging.DEBUG if reason == "already .gz" else logging.INFO
+            log.log(level, "not compressing: %s", fields(path=path, reason=reason))
             continue
         items.append(WorkItem(path=path, account=account, id=entry.id, rev=entry.rev,
                               size=entry.size, content_hash=entry.content_hash))

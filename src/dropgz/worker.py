@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from dropgz import message as messages
 from dropgz.compress import FileCompressor, Outcome
-from dropgz.errors import BadMessage
+from dropgz.errors import BadMessage, TransientError
 from dropgz.logs import fields
 from dropgz.queues.base import Message, WorkQueue
 from dropgz.retries import Decision, RetryPolicy
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Compressor for a message's account (None: the account is unknown here).
 CompressorLookup = Callable[[str | None], FileCompressor | None]
+# Pause before polling again after the work queue could not be reached.
+RECEIVE_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -125,7 +127,15 @@ class Worker:
                 want = min(free, 10)
                 if max_jobs is not None:
                     want = min(want, max_jobs - self._report.received)
-                batch = self.queue.receive(max_messages=want, wait_seconds=self.poll_seconds)
+                try:
+                    batch = self.queue.receive(max_messages=want, wait_seconds=self.poll_seconds)
+                except TransientError as exc:
+                    # The queue is unreachable for now (e.g. an SQS outage): keep the loop
+                    # alive and poll again; in-flight files settle (or come back) meanwhile.
+                    self._return_slots(free)
+                    log.warning("cannot receive from the work queue, will retry: %s", exc)
+                    self._stop.wait(RECEIVE_RETRY_SECONDS)
+                    continue
                 self._return_slots(free - len(batch))
                 if not batch:
                     idle = time.monotonic() - last_message

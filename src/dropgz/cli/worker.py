@@ -10,12 +10,17 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import dropbox
+import requests
+from dropbox.exceptions import AuthError, BadInputError
 
 from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.compress import FileCompressor
 from dropgz.config import Settings
 from dropgz.dropbox_client import make_dropbox
+from dropgz.errors import ConfigError
 from dropgz.ledger import Ledger
+from dropgz.memory import pin_mmap_threshold
 from dropgz.queues import open_work_queue
 from dropgz.worker import CompressorLookup, Worker
 
@@ -37,6 +42,24 @@ def single_account(settings: Settings) -> CompressorLookup:
         return compressor if account == known[0] else None
 
     return lookup
+
+
+def verify_credentials(settings: Settings) -> None:
+    """Refuse to start with credentials Dropbox rejects: otherwise every message would be
+    retried and dead-lettered. Dropbox being unreachable is not fatal (it may come back)."""
+    try:
+        make_dropbox(settings.dropbox, max_retries_on_error=1, max_retries_on_rate_limit=1,
+                     timeout=30).users_get_current_account()
+    except AuthError as exc:
+        key = "refresh_token" if settings.dropbox.refresh_token else "token"
+        raise ConfigError(f"{settings.source}: [Dropbox] {key}: Dropbox refused it "
+                          f"({exc.error})") from None
+    except BadInputError as exc:  # the token endpoint refusing the app key or secret
+        raise ConfigError(f"{settings.source}: [Dropbox] app_key/secret: Dropbox refused "
+                          f"the token refresh ({str(exc.message)[:120]})") from None
+    except (dropbox.exceptions.DropboxException, requests.RequestException) as exc:
+        log.warning("could not reach Dropbox at start-up (%s); starting anyway",
+                    type(exc).__name__)
 
 
 def install_signal_handlers(worker: Worker) -> None:
@@ -64,6 +87,8 @@ def command(config_path: Path | None, log_level: str, concurrency: int | None,
     name.gz beside each file. Runs until SIGTERM/SIGINT (first: finish in-flight files)."""
     settings = load(config_path, log_level)
     settings.require_dropbox_credentials()
+    pin_mmap_threshold()  # memory stays flat with file size: see dropgz.memory
+    verify_credentials(settings)
     queue = open_work_queue(settings)
     ledger = Ledger.in_dir(settings.service.data_path)
     worker = Worker(queue, single_account(settings),
