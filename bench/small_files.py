@@ -1,0 +1,113 @@
+"""Benchmark 3: many small files when every Dropbox call costs a round trip.
+
+The emulator adds ``latency_ms`` to every API call (``--latency-ms``), as a far-away
+Dropbox would. With that much latency a worker is bound by calls, not by CPU: with
+``concurrency`` files in flight and ``calls`` Dropbox calls per file, it cannot beat
+``concurrency / (calls × latency)`` files per second. The figure is the measured rate
+over that bound (target 0.8), and the calls per file themselves (target at most 3:
+download, the ``.gz`` existence check, upload), counted by the emulator.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import (
+    BenchResult,
+    KiB,
+    find_tool,
+    kind_bytes,
+    route_calls,
+    running_emulator,
+)
+from dropgz.cli.worker import single_account
+from dropgz.config import load_settings
+from dropgz.message import WorkItem
+from dropgz.queues import open_work_queue
+from dropgz.worker import Worker
+
+NAME = "small_files"
+TITLE = "3. Small files under latency: files/s vs concurrency / (calls per file × latency)"
+PRESETS = {
+    "tiny": {"files": 48, "file_bytes": 4 * KiB, "concurrency": 16, "latency_ms": 20},
+    "full": {"files": 500, "file_bytes": 4 * KiB, "concurrency": 16, "latency_ms": 50},
+}
+RATE_TARGET = 0.8  # files/s over the latency bound (the issue)
+CALLS_TARGET = 3.0  # Dropbox calls per file (the issue)
+FOLDER = "/bench/small"
+WORK_SECONDS = 600.0
+
+
+def _contents(count: int, size: int) -> list[bytes]:
+    """``count`` different small text files: slices of logs, CSV and JSON."""
+    kinds = ["log", "csv", "json"]
+    sources = {kind: kind_bytes(kind, (count // len(kinds) + 1) * size) for kind in kinds}
+    return [sources[kinds[i % 3]][(i // 3) * size:(i // 3 + 1) * size] for i in range(count)]
+
+
+def run(size: str, workdir: Path, **overrides: object) -> BenchResult:
+    params = {**PRESETS[size], **overrides}
+    result = BenchResult(NAME, TITLE, size, params,
+                         columns=["files", "concurrency", "latency ms", "seconds", "files/s",
+                                  "calls/file", "bound files/s", "files/s / bound"])
+    count, concurrency = int(params["files"]), int(params["concurrency"])
+    latency = float(params["latency_ms"]) / 1000
+    contents = _contents(count, int(params["file_bytes"]))
+    with running_emulator(workdir, "--latency-ms", str(params["latency_ms"])) as emulator:
+        dbx = emulator.client(pool_size=concurrency)
+        paths = [f"{FOLDER}/file-{i:05d}.txt" for i in range(count)]
+        with ThreadPoolExecutor(concurrency) as pool:  # setup pays the latency too: in parallel
+            metadata = list(pool.map(lambda p, d: dbx.files_upload(d, p), paths, contents))
+        settings = load_settings(env=emulator.env(
+            workdir / "data", DROPGZ_SERVICE_CONCURRENCY=str(concurrency),
+            DROPGZ_AWS_VISIBILITY_TIMEOUT=str(int(WORK_SECONDS))))
+        queue = open_work_queue(settings)
+        try:
+            queue.send([WorkItem(path=md.path_display, account=emulator.account_id, id=md.id,
+                                 rev=md.rev, size=md.size, content_hash=md.content_hash
+                                 ).to_json() for md in metadata])
+            worker = Worker(queue, single_account(settings), concurrency=concurrency,
+                            poll_seconds=1, visibility_timeout=int(WORK_SECONDS))
+            before = emulator.stats()
+            started = time.perf_counter()
+            report = worker.work(max_jobs=count)
+            seconds = time.perf_counter() - started
+            calls = route_calls(before, emulator.stats())
+        finally:
+            queue.close()
+        result.check("every file compressed", report.compressed == count)
+        with ThreadPoolExecutor(concurrency) as pool:
+            gz = list(pool.map(lambda p: _read(dbx, p + ".gz"), paths))
+    result.check("gzip -dc of every .gz gives its file back", _gunzip_all(gz) == b"".join(contents))
+    per_file = sum(calls.values()) / count
+    rate = count / seconds
+    bound = concurrency / (per_file * latency)
+    result.rows.append({"files": count, "concurrency": concurrency,
+                        "latency ms": float(params["latency_ms"]), "seconds": seconds,
+                        "files/s": rate, "calls/file": per_file, "bound files/s": bound,
+                        "files/s / bound": rate / bound})
+    result.figure("files/s / (concurrency / (calls per file × latency))", rate / bound,
+                  RATE_TARGET)
+    result.figure("Dropbox calls per file", per_file, CALLS_TARGET, op="<=", unit="calls")
+    result.notes.append("calls by route: " + ", ".join(
+        f"{route} {n / count:.2f}/file" for route, n in sorted(calls.items())))
+    return result
+
+
+def _read(dbx, path: str) -> bytes:
+    _, response = dbx.files_download(path)
+    with response:
+        return response.content
+
+
+def _gunzip_all(members: list[bytes]) -> bytes | None:
+    """GNU gzip reads concatenated members as one stream: one process checks them all."""
+    gzip_cmd = find_tool("gzip")
+    if gzip_cmd is None:
+        raise RuntimeError("GNU gzip is not installed (apt-get install -y gzip)")
+    done = subprocess.run([gzip_cmd, "-dc"], input=b"".join(members), capture_output=True,
+                          timeout=120, check=False)
+    return done.stdout if done.returncode == 0 else None
