@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 
 import dropbox
-from dropbox import file_transfer
 from dropbox.exceptions import ApiError
 from dropbox.files import CommitInfo, FileMetadata, WriteMode
 
@@ -32,15 +31,14 @@ from dropgz.download import open_download
 from dropgz.errors import TransientError
 from dropgz.gzstream import GzipReader, unix_mtime
 from dropgz.message import WorkItem
+from dropgz.upload import upload_stream
 
 log = logging.getLogger(__name__)
 
 # Up to this many source bytes, compress into memory and send one files/upload (one call);
-# above it, stream through upload sessions in 8 MiB chunks (dropbox.file_transfer). Equal to
-# the session chunk, so a file in flight holds at most one 8 MiB chunk either way.
-SINGLE_UPLOAD_MAX_SOURCE = file_transfer.UPLOAD_CHUNK_SIZE
-# files/upload takes at most 150 MiB: https://www.dropbox.com/developers/documentation/http/documentation#files-upload
-MAX_SINGLE_UPLOAD = 150 * 1024 * 1024
+# above it, stream through an upload session (dropgz.upload: compression and sending overlap,
+# at most three 4 MiB chunks in memory).
+SINGLE_UPLOAD_MAX_SOURCE = 8 * 1024 * 1024
 HEADER_PROBE_BYTES = 1024  # enough for a gzip header with a 255-character name
 
 
@@ -181,11 +179,12 @@ class FileCompressor:
         try:
             if md.size <= SINGLE_UPLOAD_MAX_SOURCE:
                 data = reader.read()
+                # Our hash of the bytes: Dropbox checks it, and the SDK need not hash again.
                 return self.dbx.files_upload(
                     data, target, mode=mode, autorename=False, mute=True,
-                    client_modified=md.client_modified, strict_conflict=True)
-            return file_transfer.Uploader(self.dbx).upload(
-                file_transfer.ReaderUpload(reader), commit).metadata
+                    client_modified=md.client_modified, strict_conflict=True,
+                    content_hash=reader.content_hash)
+            return upload_stream(self.dbx, reader, commit)
         except ApiError as exc:
             if _is_conflict(exc):
                 # Another worker wrote target meanwhile (a redelivery or a newer rev): let the

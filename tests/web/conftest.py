@@ -84,6 +84,9 @@ def replay(client: Any, task: Any) -> Any:
     return client.open(task.url, method=task.method, data=task.payload, headers=headers)
 
 
+_STOPPED_SERVERS: list[Any] = []
+
+
 @contextlib.contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Run ``app`` under waitress on a free loopback port; yields its base URL."""
@@ -100,6 +103,10 @@ def serve(app: Any) -> Iterator[str]:
         server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(10)
         server.task_dispatcher.shutdown()
+        # Keep the closed server referenced for the whole session: once seen (full suite
+        # only), a collected server's dispatchers closed an fd number already reused by the
+        # next test's server ("Bad file descriptor" on its trigger).
+        _STOPPED_SERVERS.append(server)
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:

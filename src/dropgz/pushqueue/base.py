@@ -14,6 +14,7 @@ the running one instead of being dropped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -57,6 +58,7 @@ class CoalescedName:
     countdown: float = field(default=0.0)
 
 
+@functools.lru_cache(maxsize=4096)  # the same accounts notify again and again
 def sanitise(text: str, max_chars: int = 100) -> str:
     """``text`` reduced to task-name characters, plus a short hash so distinct texts
     (``dbid:a`` and ``dbid_a``) never share a name."""

@@ -23,6 +23,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +49,8 @@ MAX_SIGNATURE_AGE_SECONDS = 300.0
 DELIVERY_TIMEOUT_SECONDS = 630.0
 # A delivered name stays taken this long, so a late duplicate is still coalesced.
 TOMBSTONE_SECONDS = 24 * 3600.0
+# Task names remembered in memory to answer repeats without SQLite (a few hours of buckets).
+RECENT_NAMES = 10_000
 # Like queue.yaml's task_age_limit: after a day of failures give up (the reconcile task,
 # every DEFAULT_RECONCILE_SECONDS, queues the account again anyway).
 TASK_AGE_LIMIT_SECONDS = 24 * 3600.0
@@ -132,6 +135,15 @@ class LocalPushQueue(PushQueue):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._base_url = ""
+        # One connection per thread, kept open: opening and closing one per webhook made
+        # SQLite checkpoint its WAL on every close (4x slower webhook answers).
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        # Names added lately: a burst of notifications for one account hits the same
+        # coalesced name, and needs no SQLite round trip to learn it is already queued.
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent_lock = threading.Lock()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
@@ -148,26 +160,52 @@ class LocalPushQueue(PushQueue):
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
         try:
             yield db
-        finally:
-            db.close()
+        except BaseException:
+            if db.in_transaction:
+                db.rollback()
+            raise
+
+    def _close_connections(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     # ------------------------------------------------------------ adding
 
     def add(self, tasks: Sequence[Task]) -> list[bool]:
+        with self._recent_lock:
+            fresh = [t for t in tasks if t.name not in self._recent]
+        if not fresh:
+            return [False] * len(tasks)
         now = time.time()
-        rows = [(t.name, t.url, encode_payload(t), now + t.countdown, now) for t in tasks]
-        added = []
+        rows = [(t.name, t.url, encode_payload(t), now + t.countdown, now) for t in fresh]
+        inserted: dict[str, bool] = {}
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM tasks WHERE done_at < ?", (now - TOMBSTONE_SECONDS,))
             for row in rows:
                 cur = db.execute("INSERT OR IGNORE INTO tasks (name, url, payload, eta, created) "
                                  "VALUES (?, ?, ?, ?, ?)", row)
-                added.append(cur.rowcount == 1)
+                inserted.setdefault(row[0], cur.rowcount == 1)  # a repeat in the batch: False
             db.execute("COMMIT")
+        with self._recent_lock:
+            for task in fresh:
+                self._recent[task.name] = None
+            while len(self._recent) > RECENT_NAMES:
+                self._recent.popitem(last=False)
+        added = [inserted.pop(t.name, False) for t in tasks]  # only a name's first task counts
         if any(added):
             self._wake.set()
         return added
@@ -216,9 +254,15 @@ class LocalPushQueue(PushQueue):
     def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                # A delivery is still running and may use its connection: leave the
+                # connections to be closed when their threads end.
+                log.warning("push queue dispatcher still delivering after %.0fs", timeout)
+                return
+        self._close_connections()
 
     def _run(self) -> None:
         next_reconcile = time.time()
