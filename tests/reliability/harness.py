@@ -360,7 +360,8 @@ class CutProxy:
         sock.bind(("127.0.0.1", self.port))
         sock.listen(64)
         self._listener = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(sock,), daemon=True)
+        self._acceptor.start()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -398,6 +399,8 @@ class CutProxy:
     def _reset(sock: socket.socket) -> None:
         with contextlib.suppress(OSError):  # linger 0: close sends RST, like a dead peer
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):  # wakes our own thread blocked in recv() on it
+            sock.shutdown(socket.SHUT_RD)
         sock.close()
 
     def _close(self, sock: socket.socket) -> None:
@@ -416,8 +419,13 @@ class CutProxy:
     def refuse(self) -> None:
         self.mode = "refuse"
         if self._listener is not None:
+            # close() alone does not wake a thread blocked in accept() on Linux; that thread
+            # would later accept on whatever socket reuses the fd number. shutdown() wakes it.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
+            self._acceptor.join(timeout=5)
         self._drop_all()
 
     def blackhole(self) -> None:
