@@ -15,6 +15,7 @@ the emulator's final listing (read through the SDK, as a user would see it):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -39,6 +40,10 @@ from dropgz.config import load_settings
 from dropgz.queues import open_work_queue
 from dropgz.queues.base import WorkQueue
 from tests.fixtures.peers import free_port, gunzip_bytes
+from tests.fixtures.peers import wait_for as _wait_for
+
+# Scenario predicates list the whole account: poll them less often than the default.
+wait_for = functools.partial(_wait_for, interval=0.2)
 
 PROCESS_READY_SECONDS = 30.0
 SETTLE_SECONDS = 120.0
@@ -48,19 +53,6 @@ def content_hash(data: bytes) -> str:
     hasher = DropboxContentHasher()
     hasher.update(data)
     return hasher.hexdigest()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.2, diagnose: Callable[[], str] = lambda: "") -> Any:
-    """Poll ``predicate`` until truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached within {timeout:.0f} s\n{diagnose()}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- the world model

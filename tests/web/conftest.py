@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,15 +106,3 @@ def serve(app: Any) -> Iterator[str]:
         # only), a collected server's dispatchers closed an fd number already reused by the
         # next test's server ("Bad file descriptor" on its trigger).
         _STOPPED_SERVERS.append(server)
-
-
-def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)

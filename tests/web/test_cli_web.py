@@ -18,8 +18,7 @@ import pytest
 import requests
 
 from tests.fixtures.moto import moto_env
-from tests.fixtures.peers import free_port
-from tests.web.conftest import wait_for
+from tests.fixtures.peers import free_port, wait_for
 
 
 def write_settings(path: Path, emulator: Any, moto_server: str, tmp_path: Path) -> dict[str, str]:

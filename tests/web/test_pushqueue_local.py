@@ -26,7 +26,8 @@ from dropgz.pushqueue.local import (
 )
 from dropgz.secret import Secret
 from dropgz.web import create_app
-from tests.web.conftest import serve, wait_for, web_settings
+from tests.fixtures.peers import wait_for
+from tests.web.conftest import serve, web_settings
 
 SECRET = Secret("task-secret-for-tests")
 
