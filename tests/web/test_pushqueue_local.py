@@ -14,6 +14,7 @@ import pytest
 import requests
 from flask import Flask, Response, request
 
+from dropgz.errors import ConfigError
 from dropgz.pushqueue.base import Task, delta_task
 from dropgz.pushqueue.local import (
     NAME_HEADER,
@@ -137,6 +138,13 @@ def test_task_secret_is_made_once_and_private(tmp_path: Path) -> None:
     assert mode == 0o600
     assert load_task_secret(tmp_path / "data", Secret("configured")) == Secret("configured")
     assert "configured" not in repr(LocalPushQueue(tmp_path / "q.sqlite3", Secret("configured")))
+
+
+def test_empty_task_secret_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "task_secret").write_text("\n")
+    with pytest.raises(ConfigError, match="empty task secret file"):
+        load_task_secret(tmp_path / "data")
 
 
 def signed_headers(secret: Secret, path: str, body: bytes, *, name: str = "delta-x-1",

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import Request
 
+from dropgz.errors import ConfigError
 from dropgz.logs import fields
 from dropgz.pushqueue.base import RECONCILE_URL, PushQueue, Task, coalesced_name, encode_payload
 from dropgz.secret import Secret
@@ -87,7 +88,8 @@ def load_task_secret(data_path: Path, configured: Secret | None = None) -> Secre
     except FileExistsError:
         value = path.read_text(encoding="ascii").strip()
         if not value:
-            raise ValueError(f"{path} is empty: delete it to make a new task secret") from None
+            raise ConfigError(f"{path}: empty task secret file: delete it to make a new one, "
+                              "or set [Service] task_secret") from None
         return Secret(value)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         value = secrets.token_hex(32)
