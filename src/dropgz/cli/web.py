@@ -2,7 +2,8 @@
 
 Runs the same Flask app as App Engine with the local push queue (SQLite + an in-process
 delivery thread), after starting to watch the configured account. Stops cleanly on
-SIGTERM or SIGINT: waitress finishes, the dispatcher stops, undelivered tasks stay queued.
+SIGTERM or SIGINT: the dispatcher finishes its deliveries in flight (the server still
+answers them), then waitress stops; undelivered tasks stay queued.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 import dropbox
 import waitress
+from waitress import wasyncore
 
 from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.delta import init_account
@@ -31,9 +35,33 @@ log = logging.getLogger("dropgz.web")
 WAITRESS_THREADS = 8
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    # waitress's loop treats SystemExit as "close and return".
-    raise SystemExit(0)
+def _serve_until_signal(server: Any, push_queue: LocalPushQueue) -> None:
+    """Serve until SIGTERM/SIGINT, then stop in dependency order.
+
+    The push queue delivers its tasks to this very server, so it stops first (finishing
+    the deliveries in flight while the server still answers them), then the server. The
+    other order left a delivery waiting for an answer that never came, and the process
+    hung until the delivery timeout.
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.run, name="dropgz-waitress", daemon=True)
+    thread.start()
+    while not stop.wait(0.5):
+        if not thread.is_alive():
+            log.error("the web server stopped by itself")
+            break
+    log.info("stopping: finishing task deliveries, then the server")
+    push_queue.close()
+    # waitress's close() is not thread-safe: have its own loop close its sockets.
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(10)
+    server.task_dispatcher.shutdown()
 
 
 @click.command("web")
@@ -69,13 +97,8 @@ def command(config_path: Path | None, log_level: str, host: str, port: int) -> N
         own = f"[{own}]"
     base_url = f"http://{own}:{server.effective_port}"
     push_queue.start(base_url)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     log.info("listening: %s", fields(url=base_url, webhook=f"{base_url}/webhook"))
     click.echo(f"dropgz web: listening on {base_url}", err=True)
-    try:
-        server.run()
-    finally:
-        push_queue.close()
-        log.info("stopped")
+    _serve_until_signal(server, push_queue)
+    log.info("stopped")
     sys.exit(0)
