@@ -10,9 +10,9 @@ import os
 
 from google.appengine.api import wrap_wsgi_app
 
-from dropgz.config import load_settings
-from dropgz.logs import setup_logging
-from dropgz.web import create_app
+from dropgz.core.config import load_settings
+from dropgz.core.logs import setup_logging
+from dropgz.web.app import create_app
 
 settings = load_settings(env=os.environ)
 setup_logging(os.environ.get("DROPGZ_LOG_LEVEL", "INFO"), settings.secrets())

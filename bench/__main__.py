@@ -23,7 +23,7 @@ from typing import Any
 
 from bench import BENCHMARKS, load
 from bench.common import SIZES, BenchResult, cpu_count, render, write_json
-from dropgz.config import parse_size
+from dropgz.core.config import parse_size
 
 HERE = Path(__file__).resolve().parent
 

@@ -29,10 +29,12 @@ import dropbox
 import requests
 from dropbox.files import CommitInfo, UploadSessionCursor, WriteMode
 
-from dropgz.config import DropboxSettings
+from dropgz.core.config import DropboxSettings
+from dropgz.core.secret import Secret
 from dropgz.dropbox_client import make_dropbox
-from dropgz.processes import start_emulator, stop
-from dropgz.secret import Secret
+from dropgz.ops import peers
+from dropgz.ops.processes import start_emulator, stop
+from dropgz.ops.samples import log_lines
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -224,28 +226,6 @@ UNIT_BYTES = 16 * MiB  # one period of the mixed stream
 PIECE_BYTES = MiB  # the mixed stream switches kind every piece
 
 
-def _log_text(rng: random.Random, size: int) -> bytes:
-    levels = ["INFO"] * 6 + ["WARN", "ERROR", "DEBUG", "DEBUG"]
-    routes = ["/api/v2/items", "/api/v2/items/{}", "/login", "/static/app.{}.js",
-              "/api/v2/search?q={}", "/health", "/files/{}/download"]
-    agents = ["Mozilla/5.0 (X11; Linux x86_64)", "curl/8.5.0", "dropbox-sdk-python/12.2.4",
-              "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1)"]
-    lines, total, second = [], 0, 0
-    while total < size:
-        second += rng.randint(0, 2)
-        route = rng.choice(routes).format(rng.randint(1, 99999))
-        line = (f"2026-11-24T{second // 3600 % 24:02d}:{second // 60 % 60:02d}:"
-                f"{second % 60:02d}.{rng.randint(0, 999):03d}Z {rng.choice(levels)} "
-                f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} "
-                f"req={rng.getrandbits(64):016x} {rng.choice(['GET', 'GET', 'POST', 'PUT'])} "
-                f"{route} status={rng.choice([200, 200, 200, 201, 304, 404, 500])} "
-                f"bytes={rng.randint(0, 250000)} ms={rng.randint(1, 900)} "
-                f"agent=\"{rng.choice(agents)}\"\n")
-        lines.append(line)
-        total += len(line)
-    return "".join(lines).encode()[:size]
-
-
 def _csv_text(rng: random.Random, size: int) -> bytes:
     regions = ["us-west-1", "us-east-1", "eu-central-1", "ap-south-1", "sa-east-1"]
     rows, total, i = ["date,order_id,region,product,units,unit_price,total,customer\n"], 0, 0
@@ -289,7 +269,7 @@ def _random_bytes(rng: random.Random, size: int) -> bytes:
 
 
 _MAKERS: dict[str, Callable[[random.Random, int], bytes]] = {
-    "log": _log_text, "csv": _csv_text, "json": _json_text, "source": _source_text,
+    "log": log_lines, "csv": _csv_text, "json": _json_text, "source": _source_text,
     "random": _random_bytes,
 }
 
@@ -499,58 +479,14 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-MOTO_REGION = "us-west-1"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _moto_answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/moto-api/data.json", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 @contextlib.contextmanager
 def running_moto(workdir: Path) -> Iterator[str]:
     """``moto_server`` (SQS over real HTTP) on a free loopback port; yields its URL."""
-    import sys
-
-    beside = Path(sys.executable).with_name("moto_server")
-    command = str(beside) if beside.is_file() else find_tool("moto_server")
-    if command is None:
-        raise RuntimeError("moto_server is not installed: pip install 'moto[server]' "
-                           "(in the test extra: pip install -e '.[test]')")
-    port = _free_port()
-    log_path = workdir / "moto_server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([command, "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = peers.start_moto(workdir / "moto_server.log", timeout=EMULATOR_READY_SECONDS)
     try:
-        deadline = time.monotonic() + EMULATOR_READY_SECONDS
-        while not _moto_answers(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto_server did not start: "
-                                   f"{log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
         yield url
     finally:
         stop(proc)
 
 
-def moto_env(url: str, queue: str) -> dict[str, str]:
-    """``DROPGZ_AWS_*`` for an SQS queue on moto_server (moto takes any keys; these are fake)."""
-    return {
-        "DROPGZ_AWS_QUEUE": queue,
-        "DROPGZ_AWS_ENDPOINT_URL": url,
-        "DROPGZ_AWS_REGION": MOTO_REGION,
-        "DROPGZ_AWS_AWS_ACCESS_KEY_ID": "AKIABENCHFAKEKEY",
-        "DROPGZ_AWS_AWS_SECRET_ACCESS_KEY": "bench-fake-secret",
-    }
+moto_env = peers.moto_env

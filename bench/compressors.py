@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import BenchResult, MiB, corpus, find_tool, gunzip_sha256, mb_per_s, sha256_of
-from dropgz.compressors import get_compressor
-from dropgz.errors import ConfigError
+from dropgz.compression.compressors import get_compressor
+from dropgz.core.errors import ConfigError
 
 NAME = "compressors"
 TITLE = "6. Compressors: MB/s and output ratio on the same files"

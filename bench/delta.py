@@ -1,6 +1,6 @@
 """Benchmark 5: the delta tier on a big account, from list_folder to messages in SQS.
 
-An emulated account holds ``files`` files. The delta tier's :func:`dropgz.delta.run_delta`
+An emulated account holds ``files`` files. The delta tier's :func:`dropgz.web.delta.run_delta`
 (as ``POST /tasks/delta`` runs it) first lists the account with no cursor, sending one
 work message per file to an SQS queue on ``moto_server``; then ``changes`` files are
 overwritten and one more run continues from the saved cursor. For each run: files per
@@ -36,14 +36,14 @@ from bench.common import (
     running_moto,
     wait_until,
 )
-from dropgz.accounts import default_dropbox_factory
-from dropgz.config import load_settings
-from dropgz.delta import MAX_PAGE_LIMIT, run_delta
-from dropgz.errors import BadMessage
-from dropgz.message import parse
+from dropgz.core.config import load_settings
+from dropgz.core.errors import BadMessage
+from dropgz.core.message import parse
+from dropgz.dropbox_client.accounts import default_dropbox_factory
 from dropgz.queues.base import MAX_BATCH
 from dropgz.queues.sqs import SQSWorkQueue, ensure_queues, make_client
 from dropgz.state import open_state_store
+from dropgz.web.delta import MAX_PAGE_LIMIT, run_delta
 
 NAME = "delta"
 TITLE = "5. Delta: list_folder pages to SQS messages (moto_server)"

@@ -30,9 +30,9 @@ from bench.common import (
     upload_chunks,
     wait_until,
 )
-from dropgz.config import load_settings
-from dropgz.message import WorkItem
-from dropgz.processes import spawn, stop
+from dropgz.core.config import load_settings
+from dropgz.core.message import WorkItem
+from dropgz.ops.processes import spawn, stop
 from dropgz.queues import open_work_queue
 
 NAME = "memory"
@@ -51,7 +51,7 @@ SAMPLE_SECONDS = 0.05
 
 
 def _sizes(text: str) -> list[int]:
-    from dropgz.config import parse_size
+    from dropgz.core.config import parse_size
 
     return [parse_size(part) for part in str(text).split(",") if part.strip()]
 

@@ -24,10 +24,10 @@ from bench.common import (
     running_emulator,
 )
 from dropgz.cli.worker import single_account
-from dropgz.config import load_settings
-from dropgz.message import WorkItem
+from dropgz.compression.worker import Worker
+from dropgz.core.config import load_settings
+from dropgz.core.message import WorkItem
 from dropgz.queues import open_work_queue
-from dropgz.worker import Worker
 
 NAME = "small_files"
 TITLE = "3. Small files under latency: files/s vs concurrency / (calls per file × latency)"

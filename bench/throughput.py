@@ -33,11 +33,11 @@ from bench.common import (
 )
 from bench.compressors import compress_with
 from dropgz.cli.worker import single_account
-from dropgz.config import load_settings
-from dropgz.gzstream import CHUNK_SIZE, unix_mtime
-from dropgz.message import WorkItem
+from dropgz.compression.gzstream import CHUNK_SIZE, unix_mtime
+from dropgz.compression.worker import Worker
+from dropgz.core.config import load_settings
+from dropgz.core.message import WorkItem
 from dropgz.queues import open_work_queue
-from dropgz.worker import Worker
 
 NAME = "throughput"
 TITLE = "1. Large-file throughput: worker end to end vs the bare compressor"

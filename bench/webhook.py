@@ -33,7 +33,7 @@ from bench.common import (
     running_emulator,
     wait_until,
 )
-from dropgz.processes import ProcessFailed, spawn, stop
+from dropgz.ops.processes import ProcessFailed, spawn, stop
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 
 NAME = "webhook"

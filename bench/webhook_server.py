@@ -1,7 +1,7 @@
 """``python -m bench.webhook_server``: the production web server, plus a bare Flask route on it.
 
 Built as ``dropgz web`` builds it (settings from ``DROPGZ_*``, the local push queue and
-its delivery thread, :func:`dropgz.web.create_app`, waitress with the same thread count,
+its delivery thread, :func:`dropgz.web.app.create_app`, waitress with the same thread count,
 INFO logging with redaction), with one addition for benchmark 4: a bare Flask app
 mounted under ``/bare`` on the same server, whose ``POST /bare/webhook`` does nothing.
 Prints one JSON line ``{"event": "ready", "url": ...}`` on stdout; stops on SIGTERM.
@@ -20,10 +20,10 @@ from flask import Flask, Response
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from dropgz.cli.web import WAITRESS_THREADS
-from dropgz.config import load_settings
-from dropgz.logs import setup_logging
+from dropgz.core.config import load_settings
+from dropgz.core.logs import setup_logging
 from dropgz.pushqueue.local import LocalPushQueue
-from dropgz.web import create_app
+from dropgz.web.app import create_app
 
 BARE_PREFIX = "/bare"
 

@@ -12,8 +12,8 @@ import dropbox
 import pytest
 from dropbox.exceptions import AuthError
 
+from dropgz.dropbox_client.transport import make_session
 from dropgz.emulator import EmulatorConfig, EmulatorServer
-from dropgz.transport import make_session
 from tests.fixtures.emulator import start_emulator
 
 FLAGS = ("--host", "--port", "--root", "--token", "--app-key", "--app-secret",

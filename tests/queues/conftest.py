@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dropgz.config import Settings, load_settings
+from dropgz.core.config import Settings, load_settings
 from dropgz.queues import Message, WorkQueue, open_work_queue
 
 MakeQueue = Callable[..., WorkQueue]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dropgz.config import load_settings
-from dropgz.errors import DropgzError
+from dropgz.core.config import load_settings
+from dropgz.core.errors import DropgzError
 from dropgz.queues import QueueStats, open_work_queue
 from dropgz.queues.sqlite import SQLiteWorkQueue
 from tests.queues.conftest import drain

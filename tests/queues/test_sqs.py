@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from dropgz.config import Settings, load_settings
-from dropgz.errors import DropgzError, TransientError
+from dropgz.core.config import Settings, load_settings
+from dropgz.core.errors import DropgzError, TransientError
 from dropgz.queues import QueueStats, open_work_queue
 from dropgz.queues.sqs import SQSWorkQueue, describe_queues, ensure_queues, make_client
 from tests.fixtures.moto import moto_env

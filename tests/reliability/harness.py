@@ -36,7 +36,7 @@ import requests
 from dropbox.content_hash import DropboxContentHasher
 from dropbox.files import FileMetadata, FolderMetadata
 
-from dropgz.config import load_settings
+from dropgz.core.config import load_settings
 from dropgz.queues import open_work_queue
 from dropgz.queues.base import WorkQueue
 from tests.fixtures.peers import free_port, gunzip_bytes

@@ -24,9 +24,9 @@ from dropgz.pushqueue.local import (
     load_task_secret,
     sign,
 )
-from dropgz.webhook import SIGNATURE_HEADER as DROPBOX_SIGNATURE
+from dropgz.web.webhook import SIGNATURE_HEADER as DROPBOX_SIGNATURE
+from tests.compression.conftest import text_bytes
 from tests.reliability.harness import Pipeline, World, check_invariants, clean_env, notify_body
-from tests.worker.conftest import text_bytes
 
 
 def _signed(secret: str, body: bytes) -> dict[str, str]:

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from dropgz.emulator.webhooks import signature
-from dropgz.webhook import SIGNATURE_HEADER
+from dropgz.web.webhook import SIGNATURE_HEADER
+from tests.compression.conftest import text_bytes
 from tests.fixtures.emulator import start_emulator
 from tests.fixtures.moto import moto_env
 from tests.fixtures.peers import free_port
@@ -29,7 +30,6 @@ from tests.reliability.harness import (
     notify_body,
     wait_for,
 )
-from tests.worker.conftest import text_bytes
 
 
 def sample(n: int, size: int = 20_000) -> tuple[str, bytes]:
@@ -196,7 +196,7 @@ def test_duplicate_late_and_out_of_order_webhooks(pipeline: tuple[Any, Pipeline]
 def test_sqs_unreachable_for_ten_seconds(pipeline: tuple[Any, Pipeline], world: World,
                                          moto_server: str) -> None:
     """SQS unreachable 10 s (refused 5 s, then dropped 5 s) behind a proxy, then back"""
-    from dropgz.config import load_settings
+    from dropgz.core.config import load_settings
     from dropgz.queues.sqs import ensure_queues
 
     _, pipe = pipeline
@@ -300,7 +300,7 @@ def test_pipeline_logs_hold_no_secret(tmp_path: Path, moto_server: str) -> None:
         pipe = Pipeline(emulator, tmp_path, port, DROPGZ_COMPRESSION_EXCLUDE="*.skip",
                         DROPGZ_SERVICE_TASK_SECRET="task-secret-value-9f8e7d6c")
         pipe.env.update(moto_env(moto_server, tmp_path))
-        from dropgz.config import load_settings
+        from dropgz.core.config import load_settings
         from dropgz.queues.sqs import ensure_queues
         ensure_queues(load_settings(env=pipe.env))
         world = World(emulator.client())
@@ -331,10 +331,10 @@ def test_worker_survives_sqs_outage_without_client_retries(emulator: Any, moto_s
                                                            tmp_path: Path) -> None:
     """Worker loop keeps running when SQS calls fail outright (no botocore retries), 10 s"""
     from dropgz.cli.worker import single_account
-    from dropgz.config import load_settings
+    from dropgz.compression.worker import Worker
+    from dropgz.core.config import load_settings
     from dropgz.queues.sqs import SQSWorkQueue, ensure_queues, make_client
-    from dropgz.worker import Worker
-    from tests.worker.conftest import emulator_env
+    from tests.compression.conftest import emulator_env
 
     host, port = moto_server.rsplit("//", 1)[1].split(":")
     proxy = CutProxy(host, int(port))

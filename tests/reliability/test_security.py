@@ -18,10 +18,10 @@ import dropbox
 import pytest
 import requests
 
-from dropgz.config import load_settings
+from dropgz.core.config import load_settings
+from dropgz.core.secret import Secret
 from dropgz.pushqueue.local import LocalPushQueue
-from dropgz.secret import Secret
-from dropgz.web import MAX_REQUEST_BYTES, create_app
+from dropgz.web.app import MAX_REQUEST_BYTES, create_app
 from tests.reliability.harness import Pipeline, World, check_invariants, notify_body
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,8 +66,8 @@ def test_no_secret_is_compared_with_equals() -> None:
 def test_signature_checks_go_through_compare_digest(monkeypatch: pytest.MonkeyPatch,
                                                     tmp_path: Path) -> None:
     """Webhook and push-queue signature checks call hmac.compare_digest"""
-    from dropgz import webhook
     from dropgz.pushqueue import local
+    from dropgz.web import webhook
 
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest

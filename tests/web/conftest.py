@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,9 @@ from typing import Any
 import pytest
 
 from dropgz.state.base import StateStore
+from tests.fixtures.servers import serve
+
+__all__ = ["serve"]  # re-exported: web suites import it from here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +50,7 @@ APP_SECRET = "webhook-app-secret-for-tests"
 def web_settings(tmp_path: Path, **env: str) -> Any:
     """Settings for the web app: a token (unused unless Dropbox is called), the app secret,
     the data folder under ``tmp_path``, and ``env`` on top (``DROPGZ_*`` keys)."""
-    from dropgz.config import load_settings
+    from dropgz.core.config import load_settings
 
     base = {
         "DROPGZ_DROPBOX_TOKEN": "token-not-used-here",
@@ -83,28 +84,3 @@ def replay(client: Any, task: Any) -> Any:
     return client.open(task.url, method=task.method, data=task.payload, headers=headers)
 
 
-_STOPPED_SERVERS: list[Any] = []
-
-
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` under waitress on a free loopback port; yields its base URL."""
-    import waitress
-    from waitress import wasyncore
-
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        # close() is not thread-safe: have the server's own loop close its sockets.
-        try:
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        except OSError:
-            # Seen twice in full-suite runs (never alone): the trigger pipe was already
-            # closed, so the loop cannot be woken. Close from here; the loop then ends.
-            wasyncore.close_all(server._map, ignore_all=True)
-        thread.join(10)
-        server.task_dispatcher.shutdown()
-        _STOPPED_SERVERS.append(server)

@@ -60,7 +60,7 @@ def sqs_bodies(moto_server: str, queue: str) -> list[dict[str, Any]]:
 
 def test_dropgz_web_turns_a_new_file_into_one_message(emulator: Any, moto_server: str,
                                                       tmp_path: Path) -> None:
-    from dropgz.config import load_settings
+    from dropgz.core.config import load_settings
     from dropgz.queues.sqs import ensure_queues
 
     config = tmp_path / "settings.cfg"

@@ -18,12 +18,12 @@ import dropbox
 import pytest
 import requests
 
-from dropgz import delta
-from dropgz.config import Settings, load_settings
-from dropgz.delta import init_account
+from dropgz.core.config import Settings, load_settings
 from dropgz.pushqueue.gae import GAEPushQueue
 from dropgz.state.sqlite import SqliteStateStore
-from dropgz.web import create_app
+from dropgz.web import delta
+from dropgz.web.app import create_app
+from dropgz.web.delta import init_account
 from tests.fixtures.moto import moto_env
 from tests.web.conftest import APP_SECRET, replay, serve, sign_body, stub_tasks
 

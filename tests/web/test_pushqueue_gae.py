@@ -10,7 +10,7 @@ import pytest
 
 from dropgz.pushqueue.base import Task
 from dropgz.pushqueue.gae import GAEPushQueue
-from dropgz.web import create_app
+from dropgz.web.app import create_app
 from tests.web.conftest import stub_tasks, web_settings
 
 

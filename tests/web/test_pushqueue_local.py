@@ -14,7 +14,8 @@ import pytest
 import requests
 from flask import Flask, Response, request
 
-from dropgz.errors import ConfigError
+from dropgz.core.errors import ConfigError
+from dropgz.core.secret import Secret
 from dropgz.pushqueue.base import Task, delta_task
 from dropgz.pushqueue.local import (
     NAME_HEADER,
@@ -25,8 +26,7 @@ from dropgz.pushqueue.local import (
     load_task_secret,
     sign,
 )
-from dropgz.secret import Secret
-from dropgz.web import create_app
+from dropgz.web.app import create_app
 from tests.fixtures.peers import wait_for
 from tests.web.conftest import serve, web_settings
 

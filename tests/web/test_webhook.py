@@ -12,7 +12,7 @@ import pytest
 from dropgz.pushqueue.gae import GAEPushQueue
 from dropgz.pushqueue.local import LocalPushQueue
 from dropgz.state.sqlite import SqliteStateStore
-from dropgz.web import MAX_REQUEST_BYTES, create_app
+from dropgz.web.app import MAX_REQUEST_BYTES, create_app
 from tests.web.conftest import sign_body, stub_tasks, web_settings
 
 
@@ -171,7 +171,7 @@ def test_thousand_accounts_local_push_queue(tmp_path: Path) -> None:
 
 
 def test_app_needs_the_webhook_secret(tmp_path: Path) -> None:
-    from dropgz.errors import ConfigError
+    from dropgz.core.errors import ConfigError
 
     settings = web_settings(tmp_path, DROPGZ_DROPBOX_SECRET="")
     with pytest.raises(ConfigError, match=r"\[Dropbox\] secret"):

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dropgz import __version__
-from dropgz.errors import ConfigError
+from dropgz.core.errors import ConfigError
 
 # subcommand -> module defining a click command of that name (attribute ``command``)
 COMMANDS: dict[str, str] = {

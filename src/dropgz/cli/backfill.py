@@ -16,11 +16,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from dropgz.accounts import Accounts
-from dropgz.backfill import Backfill
 from dropgz.cli.common import config_option, load, log_level_option
-from dropgz.compress import FileCompressor
+from dropgz.compression.compress import FileCompressor
 from dropgz.dropbox_client import make_dropbox
+from dropgz.dropbox_client.accounts import Accounts
+from dropgz.ops.backfill import Backfill
 
 
 @click.command("backfill")

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dropgz.cli.common import config_option, load
-from dropgz.config import Settings
-from dropgz.errors import DropgzError
+from dropgz.core.config import Settings
+from dropgz.core.errors import DropgzError
 
 Check = tuple[str, bool, str]  # what, passed, detail
 

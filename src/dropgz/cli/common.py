@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from dropgz.config import Settings, load_settings
-from dropgz.logs import setup_logging
+from dropgz.core.config import Settings, load_settings
+from dropgz.core.logs import setup_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CONFIG = "settings.cfg"

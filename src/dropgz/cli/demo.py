@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dropgz.config import parse_size
+from dropgz.core.config import parse_size
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -31,6 +31,6 @@ def command(keep: bool, big_bytes: int, timeout: float, workdir: Path | None) ->
     """Start the Dropbox emulator and `dropgz serve` on free loopback ports, upload a varied
     sample set, let webhooks drive the pipeline, verify every .gz, print a table. Exits 0
     when every eligible file has a correct .gz and nothing else was touched."""
-    from dropgz.demo import run_demo  # rich and the SDK load only when the demo runs
+    from dropgz.ops.demo import run_demo  # rich and the SDK load only when the demo runs
 
     sys.exit(run_demo(keep, big_bytes, timeout, workdir))

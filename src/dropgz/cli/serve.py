@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dropgz.cli.common import config_option, load, log_level_option
-from dropgz.supervisor import Supervisor
+from dropgz.ops.supervisor import Supervisor
 
 
 def child_argv(command: str, config_path: Path | None, log_level: str,

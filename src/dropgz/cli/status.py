@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dropgz.cli.common import config_option, load
-from dropgz.config import Settings
-from dropgz.ledger import Ledger
+from dropgz.core.config import Settings
+from dropgz.ops.ledger import Ledger
 from dropgz.queues import open_work_queue
 
 

@@ -22,15 +22,16 @@ import waitress
 from waitress import wasyncore
 
 from dropgz.cli.common import config_option, load, log_level_option
-from dropgz.delta import init_account
-from dropgz.errors import ConfigError, DropgzError
-from dropgz.logs import fields
+from dropgz.core.errors import ConfigError, DropgzError
+from dropgz.core.logs import fields
+from dropgz.core.retries import describe
 from dropgz.pushqueue.local import LocalPushQueue
-from dropgz.retries import describe
 from dropgz.state.base import utcnow
-from dropgz.web import Services, create_app
+from dropgz.web.app import create_app
+from dropgz.web.delta import init_account
+from dropgz.web.services import Services
 
-log = logging.getLogger("dropgz.web")
+log = logging.getLogger("dropgz.web.app")
 # Request threads: each delta run holds one for its whole listing.
 WAITRESS_THREADS = 8
 

@@ -15,16 +15,16 @@ import requests
 from dropbox.exceptions import AuthError, BadInputError
 
 from dropgz.cli.common import config_option, load, log_level_option
-from dropgz.compress import FileCompressor
-from dropgz.config import Settings
+from dropgz.compression.compress import FileCompressor
+from dropgz.compression.memory import pin_mmap_threshold
+from dropgz.compression.worker import CompressorLookup, Worker
+from dropgz.core.config import Settings
+from dropgz.core.errors import ConfigError
 from dropgz.dropbox_client import make_dropbox
-from dropgz.errors import ConfigError
-from dropgz.ledger import Ledger
-from dropgz.memory import pin_mmap_threshold
+from dropgz.ops.ledger import Ledger
 from dropgz.queues import open_work_queue
-from dropgz.worker import CompressorLookup, Worker
 
-log = logging.getLogger("dropgz.worker")
+log = logging.getLogger("dropgz.compression.worker")
 
 
 def single_account(settings: Settings) -> CompressorLookup:
@@ -87,7 +87,7 @@ def command(config_path: Path | None, log_level: str, concurrency: int | None,
     name.gz beside each file. Runs until SIGTERM/SIGINT (first: finish in-flight files)."""
     settings = load(config_path, log_level)
     settings.require_dropbox_credentials()
-    pin_mmap_threshold()  # memory stays flat with file size: see dropgz.memory
+    pin_mmap_threshold()  # memory stays flat with file size: see dropgz.compression.memory
     verify_credentials(settings)
     queue = open_work_queue(settings)
     ledger = Ledger.in_dir(settings.service.data_path)

@@ -6,7 +6,7 @@ thread, for single-host mode). :func:`open_push_queue` picks one from ``[Service
 
 from __future__ import annotations
 
-from dropgz.config import Settings
+from dropgz.core.config import Settings
 from dropgz.pushqueue.base import PushQueue, Task, coalesced_name, delta_task
 
 __all__ = ["PushQueue", "Task", "coalesced_name", "delta_task", "open_push_queue"]

@@ -33,10 +33,10 @@ from urllib.parse import urlsplit
 import requests
 from flask import Request
 
-from dropgz.errors import ConfigError
-from dropgz.logs import fields
+from dropgz.core.errors import ConfigError
+from dropgz.core.logs import fields
+from dropgz.core.secret import Secret
 from dropgz.pushqueue.base import RECONCILE_URL, PushQueue, Task, coalesced_name, encode_payload
-from dropgz.secret import Secret
 
 log = logging.getLogger(__name__)
 

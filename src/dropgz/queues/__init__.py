@@ -6,7 +6,7 @@ One interface (:class:`~dropgz.queues.base.WorkQueue`), one file per backend:
 
 from __future__ import annotations
 
-from dropgz.config import Settings
+from dropgz.core.config import Settings
 from dropgz.queues.base import Consumer, DeadLetter, Message, QueueStats, WorkQueue
 
 __all__ = ["Consumer", "DeadLetter", "Message", "QueueStats", "WorkQueue", "open_work_queue"]

@@ -1,6 +1,6 @@
 """The work queue between the delta tier and the compression tier: one small interface.
 
-A :class:`WorkQueue` holds work messages (JSON text, see :mod:`dropgz.message`) with
+A :class:`WorkQueue` holds work messages (JSON text, see :mod:`dropgz.core.message`) with
 SQS's delivery model, whatever the backend:
 
 * at least once: a received message is hidden for the visibility timeout, then comes back

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dropgz.errors import DropgzError, TransientError
-from dropgz.logs import fields
+from dropgz.core.errors import DropgzError, TransientError
+from dropgz.core.logs import fields
 from dropgz.queues.base import DeadLetter, Message, QueueStats, WorkQueue
 
 log = logging.getLogger(__name__)

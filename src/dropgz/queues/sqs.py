@@ -6,9 +6,9 @@ reason. :meth:`SQSWorkQueue.dead_letter` sends one there explicitly, with the re
 the message attribute ``reason``.
 
 botocore errors are translated here, at the edge: network trouble, throttling and 5xx
-become :class:`~dropgz.errors.TransientError` (after botocore's own "standard" retries);
+become :class:`~dropgz.core.errors.TransientError` (after botocore's own "standard" retries);
 a missing queue or refused credentials become a one-line
-:class:`~dropgz.errors.DropgzError` naming the queue and region.
+:class:`~dropgz.core.errors.DropgzError` naming the queue and region.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dropgz.config import Settings
-from dropgz.errors import ConfigError, DropgzError, TransientError
-from dropgz.logs import fields
+from dropgz.core.config import Settings
+from dropgz.core.errors import ConfigError, DropgzError, TransientError
+from dropgz.core.logs import fields
 from dropgz.queues.base import (
     MAX_BATCH,
     MAX_BODY_BYTES,

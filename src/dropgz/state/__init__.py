@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dropgz.config import Settings
+from dropgz.core.config import Settings
 from dropgz.state.base import AccountState, LeaseLost, StateStore
 
 __all__ = ["AccountState", "LeaseLost", "StateStore", "open_state_store"]

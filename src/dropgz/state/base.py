@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dropgz.errors import DropgzError
+from dropgz.core.errors import DropgzError
 
 
 class LeaseLost(DropgzError):

@@ -1,0 +1,211 @@
+"""``dropgz demo``: the whole pipeline, offline, on the bundled Dropbox emulator.
+
+Starts the emulator (webhooks pointed at the web tier), ``dropgz serve`` wired to it with
+the embedded SQLite queue and local push queue, uploads a varied sample set through the
+official SDK, and lets the emulator's webhooks drive everything. It watches the .gz files
+appear, verifies each by decompressing and comparing, and prints a table.
+"""
+
+from __future__ import annotations
+
+import gzip
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dropbox
+from dropbox.files import FileMetadata, WriteMode
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dropgz.core.config import DropboxSettings
+from dropgz.core.secret import Secret
+from dropgz.dropbox_client import make_dropbox
+from dropgz.ops.processes import ProcessFailed, spawn, start_emulator, stop, wait_http
+from dropgz.ops.samples import Sample, sample_set
+
+
+@dataclass
+class Result:
+    sample: Sample
+    gz_size: int = 0
+    seconds: float = 0.0
+    problem: str = ""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _settings_text(info: dict, data_dir: Path) -> str:
+    return (f"[Dropbox]\ntoken: {info['token']}\nsecret: {info['app_secret']}\n"
+            f"api_base_url: {info['url']}\naccount_id: {info['account_id']}\n\n"
+            f"[Service]\ndata_dir = {data_dir}\nconcurrency = 8\n")
+
+
+class Demo:
+    """One demo run in ``workdir``; :meth:`run` returns the process exit code."""
+
+    def __init__(self, workdir: Path, big_bytes: int, timeout: float,
+                 console: Console) -> None:
+        self.workdir = workdir
+        self.big_bytes = big_bytes
+        self.timeout = timeout
+        self.console = console
+        self.procs: list = []
+
+    def run(self, keep: bool = False) -> int:
+        try:
+            dbx, web_url, settings_path = self._start()
+            samples = sample_set(self.big_bytes)
+            uploaded = self._upload(dbx, samples)
+            results = self._watch(dbx, samples, uploaded)
+            code = self._report(dbx, results)
+            if keep:
+                self._keep(web_url, settings_path)
+            return code
+        except ProcessFailed as exc:
+            self.console.print(f"[red]demo failed:[/] {exc}")
+            return 1
+        finally:
+            for proc in reversed(self.procs):
+                stop(proc)
+
+    def _start(self) -> tuple[dropbox.Dropbox, str, Path]:
+        port = _free_port()
+        web_url = f"http://127.0.0.1:{port}"
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.console.print(f"[bold]dropgz demo[/] in {self.workdir}")
+        emulator, info = start_emulator(
+            self.workdir / "dropbox", logs / "emulator.log",
+            "--app-secret", secrets.token_hex(16), "--webhook-url", f"{web_url}/webhook")
+        self.procs.append(emulator)
+        self.console.print(f"  Dropbox emulator  {info['url']}  (files in {info['root']})")
+        settings_path = self.workdir / "settings.cfg"
+        settings_path.write_text(_settings_text(info, self.workdir / "data"))
+        settings_path.chmod(0o600)
+        serve = spawn([sys.executable, "-m", "dropgz", "serve", "--config", str(settings_path),
+                       "--port", str(port), "--workers", "1"], logs / "serve.log")
+        self.procs.append(serve)
+        wait_http(f"{web_url}/webhook?challenge=ready", serve, logs / "serve.log")
+        self.console.print(f"  dropgz serve      {web_url}/webhook  (logs in {logs})")
+        dbx = make_dropbox(DropboxSettings(token=Secret(info["token"]),
+                                           api_base_url=info["url"]))
+        return dbx, web_url, settings_path
+
+    def _upload(self, dbx: dropbox.Dropbox, samples: list[Sample]) -> dict[str, float]:
+        uploaded: dict[str, float] = {}
+        total = sum(len(s.data) for s in samples)
+        self.console.print(f"Uploading {len(samples)} files ({total / 1e6:.1f} MB) "
+                           "through the Dropbox SDK...")
+        for sample in samples:
+            dbx.files_upload(sample.data, sample.path, mode=WriteMode.overwrite)
+            uploaded[sample.path] = time.monotonic()
+        return uploaded
+
+    def _watch(self, dbx: dropbox.Dropbox, samples: list[Sample],
+               uploaded: dict[str, float]) -> list[Result]:
+        wanted = {s.path.lower() + ".gz": Result(s) for s in samples if s.eligible}
+        bytes_in = sum(len(r.sample.data) for r in wanted.values())
+        deadline = time.monotonic() + self.timeout
+        columns = (TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total} files"),
+                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+        with Progress(*columns, console=self.console) as progress:
+            task = progress.add_task("Compressing", total=len(wanted), detail="")
+            while time.monotonic() < deadline:
+                found = self._gz_files(dbx)
+                done_in, done_out = 0, 0
+                for path, result in wanted.items():
+                    if path in found and not result.gz_size:
+                        result.gz_size = found[path].size
+                        result.seconds = time.monotonic() - uploaded[result.sample.path]
+                    if result.gz_size:
+                        done_in += len(result.sample.data)
+                        done_out += result.gz_size
+                done = sum(1 for r in wanted.values() if r.gz_size)
+                progress.update(task, completed=done,
+                                detail=f"{done_in / 1e6:.1f}/{bytes_in / 1e6:.1f} MB in, "
+                                       f"{done_out / 1e6:.1f} MB out")
+                if done == len(wanted):
+                    break
+                time.sleep(0.3)
+        for result in wanted.values():
+            if not result.gz_size:
+                result.problem = f"no .gz after {self.timeout:.0f}s"
+        return list(wanted.values())
+
+    @staticmethod
+    def _gz_files(dbx: dropbox.Dropbox) -> dict[str, FileMetadata]:
+        found: dict[str, FileMetadata] = {}
+        page = dbx.files_list_folder("", recursive=True)
+        while True:
+            for entry in page.entries:
+                if isinstance(entry, FileMetadata) and entry.path_lower.endswith(".gz"):
+                    found[entry.path_lower] = entry
+            if not page.has_more:
+                return found
+            page = dbx.files_list_folder_continue(page.cursor)
+
+    def _report(self, dbx: dropbox.Dropbox, results: list[Result]) -> int:
+        for result in results:
+            if result.problem:
+                continue
+            _, response = dbx.files_download(result.sample.path + ".gz")
+            with response:
+                if gzip.decompress(response.content) != result.sample.data:
+                    result.problem = "decompressed bytes differ from the original"
+        untouched = [s for s in sample_set(0) if not s.eligible]
+        table = Table(title="dropgz demo")
+        for column in ("file", "size", ".gz size", "ratio", "seconds", "check"):
+            table.add_column(column, justify="left" if column == "file" else "right")
+        for r in sorted(results, key=lambda r: r.sample.path):
+            size = len(r.sample.data)
+            table.add_row(r.sample.path, f"{size:,}", f"{r.gz_size:,}" if r.gz_size else "-",
+                          f"{r.gz_size / size:.3f}" if r.gz_size and size else "-",
+                          f"{r.seconds:.1f}" if r.gz_size else "-",
+                          f"[red]{r.problem}[/]" if r.problem else "[green]ok[/]")
+        for s in untouched:
+            table.add_row(s.path, f"{len(s.data):,}", "-", "-", "-", "[green]left alone[/]")
+        self.console.print(table)
+        problems = [r for r in results if r.problem]
+        problems += [Result(s, problem="was compressed but must be left alone")
+                     for s in untouched if s.path.lower() + ".gz" in self._gz_files(dbx)]
+        size_in = sum(len(r.sample.data) for r in results if not r.problem)
+        size_out = sum(r.gz_size for r in results if not r.problem)
+        if problems:
+            for p in problems:
+                self.console.print(f"[red]FAILED[/] {p.sample.path}: {p.problem}")
+            return 1
+        self.console.print(f"[green]All {len(results)} files compressed and verified.[/] "
+                           f"{size_in:,} bytes -> {size_out:,} bytes: "
+                           f"{size_in - size_out:,} bytes saved "
+                           f"({1 - size_out / max(size_in, 1):.1%}).")
+        return 0
+
+    def _keep(self, web_url: str, settings_path: Path) -> None:
+        self.console.print(f"\nStill running (Ctrl-C to stop). Webhook: {web_url}/webhook\n"
+                           f"Settings for other dropgz commands: {settings_path}\n"
+                           f"{settings_path.read_text()}")
+        try:
+            while all(p.poll() is None for p in self.procs):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+def run_demo(keep: bool, big_bytes: int, timeout: float, workdir: Path | None) -> int:
+    console = Console()
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return Demo(workdir, big_bytes, timeout, console).run(keep)
+    with tempfile.TemporaryDirectory(prefix="dropgz-demo-") as tmp:
+        return Demo(Path(tmp), big_bytes, timeout, console).run(keep)

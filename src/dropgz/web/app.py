@@ -1,0 +1,77 @@
+"""The Flask app of the monitoring and delta tiers, for App Engine and for ``dropgz web``.
+
+:func:`create_app` takes the one :class:`~dropgz.core.config.Settings` object and optional
+ready-made collaborators (push queue, state store, work queue, Dropbox client factory);
+each defaults to the configured real one. Blueprints: ``webhook`` (monitoring tier,
+:mod:`dropgz.web.webhook`) and ``tasks`` (delta tier, :mod:`dropgz.web.tasks`). The
+views reach their collaborators through :func:`dropgz.web.services.services`, never by
+importing this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from dropgz.core.config import Settings
+from dropgz.dropbox_client.accounts import Accounts, DropboxFactory, default_dropbox_factory
+from dropgz.pushqueue import PushQueue, open_push_queue
+from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
+from dropgz.queues.base import WorkQueue
+from dropgz.state import StateStore, open_state_store
+from dropgz.web import delta, tasks, webhook
+from dropgz.web.services import Services
+
+# A notification lists account ids (~45 bytes each): 512 KiB is over 10,000 accounts,
+# far above what Dropbox sends, and small enough that a flood cannot tie up memory.
+MAX_REQUEST_BYTES = 512 * 1024
+
+
+def _default_work_queue(settings: Settings) -> Callable[[], WorkQueue]:
+    def open_queue() -> WorkQueue:
+        from dropgz.queues import open_work_queue
+        return open_work_queue(settings)
+    return open_queue
+
+
+def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
+               state: StateStore | None = None, work_queue: WorkQueue | None = None,
+               dropbox_factory: DropboxFactory | None = None,
+               bucket_seconds: float = DEFAULT_BUCKET_SECONDS,
+               page_limit: int = delta.MAX_PAGE_LIMIT,
+               lease_seconds: float = delta.LEASE_SECONDS) -> Flask:
+    """The WSGI app. Raises ConfigError when ``[Dropbox] secret`` (the webhook key) is unset."""
+    secret = settings.require("Dropbox", "secret")
+    settings.require_dropbox_credentials()
+    if not 1 <= page_limit <= delta.MAX_PAGE_LIMIT:
+        raise ValueError(f"page_limit must be 1..{delta.MAX_PAGE_LIMIT}, got {page_limit}")
+    app = Flask("dropgz")
+    app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, DEBUG=False,
+                      JSON_SORT_KEYS=False)
+    app.extensions["dropgz"] = Services(
+        settings=settings,
+        webhook_secret=secret,
+        push_queue=push_queue if push_queue is not None else open_push_queue(settings),
+        state=state if state is not None else open_state_store(settings),
+        accounts=Accounts(settings.dropbox, dropbox_factory or default_dropbox_factory),
+        open_work_queue=(lambda: work_queue) if work_queue is not None
+        else _default_work_queue(settings),
+        bucket_seconds=bucket_seconds, page_limit=page_limit, lease_seconds=lease_seconds,
+    )
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(tasks.bp)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        # Plain one-line answers (413, 404, 405...), not Flask's HTML pages.
+        response = Response(f"{exc.code} {exc.name}\n", status=exc.code, mimetype="text/plain")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    return app

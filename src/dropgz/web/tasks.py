@@ -1,0 +1,135 @@
+"""Delta processing tier, its HTTP side: the push queue's task routes.
+
+``POST /tasks/delta`` runs :func:`dropgz.web.delta.run_delta` for the task's account;
+``POST /tasks/reconcile`` (local push queue) and ``GET /tasks/reconcile-cron`` (App Engine
+cron) queue a delta task for every known account. Every route first checks that the call
+really comes from the push queue (or the cron) and answers 403 otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import dropbox
+from flask import Blueprint, Response, jsonify, request
+
+from dropgz.core.errors import DropgzError, RateLimited, TransientError
+from dropgz.core.logs import fields
+from dropgz.core.retries import describe
+from dropgz.pushqueue.base import delta_task
+from dropgz.state.base import LeaseLost
+from dropgz.web.delta import (
+    BUSY_RETRY_SECONDS,
+    AccountBusy,
+    dropbox_errors,
+    init_account,
+    run_delta,
+)
+from dropgz.web.services import services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+
+
+def _answer(status: int, **body: Any) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@bp.before_request
+def _check_origin() -> Response | None:
+    svc = services()
+    if request.endpoint == "tasks.reconcile_cron":
+        allowed = svc.push_queue.verify_cron(request)
+    else:
+        allowed = svc.push_queue.verify_origin(request)
+    if not allowed:
+        log.warning("refused a task not from the push queue: %s",
+                    fields(path=request.path, remote=request.remote_addr))
+        return _answer(403, error="tasks are accepted from the push queue only")
+    return None
+
+
+def _payload() -> tuple[str, datetime | None]:
+    data = request.get_json(silent=True)
+    account = data.get("account") if isinstance(data, dict) else None
+    if not isinstance(account, str) or not account or len(account) > 200:
+        raise ValueError("task payload must be a JSON object with an 'account' string")
+    notified = data.get("notified_at")
+    if notified is not None and (isinstance(notified, bool)
+                                 or not isinstance(notified, int | float)):
+        raise ValueError("'notified_at' must be a number (seconds since the epoch)")
+    return account, (datetime.fromtimestamp(notified, UTC) if notified is not None else None)
+
+
+@bp.post("/delta")
+def delta() -> Response:
+    """Run the delta for the task's account. 2xx = done; anything else = retry later."""
+    svc = services()
+    try:
+        account, notified_at = _payload()
+    except ValueError as exc:
+        return _answer(400, error=str(exc))
+    try:
+        with dropbox_errors():
+            dbx = svc.accounts.client_for(account)
+        if dbx is None:
+            log.info("notification for an account not configured here: %s",
+                     fields(account=account))
+            return _answer(200, account=account, ignored="unknown account")
+        result = run_delta(account, dbx, state=svc.state, work_queue=svc.work_queue(),
+                           rules=svc.settings.compression, notified_at=notified_at,
+                           page_limit=svc.page_limit, lease_seconds=svc.lease_seconds)
+    except AccountBusy as exc:
+        return _retry_later(409, str(exc), BUSY_RETRY_SECONDS)
+    except RateLimited as exc:
+        # 429, not 503: on App Engine a 503 also slows the whole queue down.
+        return _retry_later(429, str(exc), exc.retry_after)
+    except (TransientError, LeaseLost) as exc:
+        log.warning("delta run failed, will be retried: %s",
+                    fields(account=account, error=str(exc)))
+        return _answer(500, account=account, error=str(exc))
+    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
+        log.error("delta run failed: %s", fields(account=account, error=describe(exc)))
+        return _answer(500, account=account, error=describe(exc))
+    return _answer(200, account=account, mode=result.mode, pages=result.pages,
+                   files=result.files, sent=result.sent, skipped=result.skipped)
+
+
+def _retry_later(status: int, message: str, seconds: float) -> Response:
+    response = _answer(status, error=message)
+    response.headers["Retry-After"] = str(max(1, round(seconds)))
+    return response
+
+
+def reconcile_accounts() -> dict[str, int]:
+    """Queue a delta task for every known account (and start watching the configured one)."""
+    svc = services()
+    accounts = set(svc.state.accounts())
+    try:
+        with dropbox_errors():
+            owner = svc.accounts.owner_id()
+        accounts.add(init_account(svc.settings, svc.state, svc.accounts.client(),
+                                  account=owner, page_limit=svc.page_limit))
+    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
+        log.warning("reconcile could not check the configured account: %s",
+                    fields(error=describe(exc)))
+    tasks = [delta_task(a, bucket_seconds=svc.bucket_seconds) for a in sorted(accounts)]
+    added = svc.push_queue.add(tasks)
+    return {"accounts": len(tasks), "queued": sum(added)}
+
+
+@bp.post("/reconcile")
+def reconcile() -> Response:
+    """From the push queue (local mode schedules it every 10 minutes)."""
+    return _answer(200, **reconcile_accounts())
+
+
+@bp.get("/reconcile-cron")
+def reconcile_cron() -> Response:
+    """From App Engine cron (cron.yaml); GET, with ``X-Appengine-Cron: true``."""
+    return _answer(200, **reconcile_accounts())

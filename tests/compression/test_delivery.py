@@ -1,0 +1,124 @@
+"""Delivery under stress: the worker as a real process (SIGTERM drain), 429 storms, faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from dropgz.core.retries import RetryPolicy
+from tests.compression.conftest import Rig, emulator_env, text_bytes
+from tests.fixtures.peers import gunzip_bytes
+
+
+def test_sigterm_finishes_in_flight_files_and_loses_nothing(emulator, make_rig,
+                                                            tmp_path: Path) -> None:
+    # Given six files, a slow Dropbox (every call +400 ms) and a worker doing two at a time
+    rig: Rig = make_rig(emulator)
+    files = {f"/slow/file-{n}.txt": text_bytes(30_000, seed=n) for n in range(6)}
+    rig.enqueue(*(rig.item(rig.upload(p, d)) for p, d in files.items()))
+    emulator.configure(latency_ms=400)
+    log_path = tmp_path / "worker.log"
+    env = {**os.environ, **emulator_env(emulator, tmp_path)}
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "dropgz", "worker", "--concurrency", "2"],
+            env=env, stdout=log, stderr=log, cwd=tmp_path)
+    # When SIGTERM arrives while files are in flight
+    deadline = time.monotonic() + 30
+    while emulator.stats()["routes"].get("files/download", {}).get("total", 0) < 2:
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    code = worker.wait(timeout=60)
+    emulator.configure(latency_ms=0)
+    log = log_path.read_text()
+    # Then it exits 0 saying it drained, the in-flight files have their .gz, and every
+    # other message is still in the queue: nothing lost
+    assert code == 0, log
+    assert "stopping: finishing" in log
+    done = [p for p in files if rig.exists(p + ".gz")]
+    assert len(done) >= 2, log
+    for path in done:
+        assert gunzip_bytes(rig.read(path + ".gz")) == files[path]
+    stats = rig.queue.stats()
+    assert stats.in_flight == 0
+    assert stats.visible + len(done) == len(files), (stats, done)
+    # and a new worker finishes the rest
+    rig.worker().work(burst=True)
+    for path, data in files.items():
+        rig.assert_gz_of(path, data)
+
+
+def test_second_signal_exits_at_once_and_messages_come_back(emulator, make_rig,
+                                                            tmp_path: Path) -> None:
+    rig: Rig = make_rig(emulator, DROPGZ_AWS_VISIBILITY_TIMEOUT="2")
+    rig.enqueue(rig.item(rig.upload("/stuck.txt", text_bytes(10_000))))
+    emulator.configure(latency_ms=3000)
+    env = {**os.environ, **emulator_env(emulator, tmp_path, DROPGZ_AWS_VISIBILITY_TIMEOUT="2")}
+    worker = subprocess.Popen([sys.executable, "-m", "dropgz", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while emulator.stats()["routes"].get("files/download", {}).get("total", 0) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) != 0
+    assert b"stopping now" in worker.stderr.read()
+    emulator.configure(latency_ms=0)
+    time.sleep(2.5)  # the abandoned message's visibility runs out
+    report = rig.worker().work(burst=True)
+    assert report.compressed == 1
+    rig.assert_gz_of("/stuck.txt", text_bytes(10_000))
+
+
+def test_retry_after_is_honoured_no_hot_loop(emulator, rig: Rig) -> None:
+    # Given every Dropbox call answered 429 with Retry-After: 1 for three seconds
+    data = text_bytes(5_000)
+    rig.enqueue(rig.item(rig.upload("/limited.txt", data)))
+    emulator.reset_stats()
+    emulator.configure(fail_rate=1.0, fail_kinds=["429"], retry_after=1)
+    started = time.monotonic()
+    lift = threading.Timer(3.0, lambda: emulator.configure(fail_rate=0.0))
+    lift.start()
+    try:
+        report = rig.worker(concurrency=1).work(burst=True)
+    finally:
+        lift.cancel()
+        emulator.configure(fail_rate=0.0)
+    # Then the storm cost a handful of calls, not a hot loop, and the file got its .gz
+    limited = emulator.stats()["statuses"].get("429", 0)
+    elapsed = time.monotonic() - started
+    assert 1 <= limited <= 6, emulator.stats()
+    assert elapsed >= 2.5
+    rig.assert_gz_of("/limited.txt", data)
+    assert report.compressed == 1 and report.retried == 0
+
+
+def test_flaky_dropbox_still_gives_every_gz(emulator, make_rig) -> None:
+    # 20% of calls fail (429, 500 or a dropped connection): retries and resumes heal it all
+    rig: Rig = make_rig(emulator, DROPGZ_AWS_MAX_RECEIVE_COUNT="20")
+    files = {f"/flaky/f{n}.log": text_bytes(200_000 + n * 1000, seed=n) for n in range(8)}
+    items = [rig.item(rig.upload(p, d)) for p, d in files.items()]
+    emulator.configure(fail_rate=0.2, retry_after=1)
+    rig.enqueue(*items)
+    worker = rig.worker(concurrency=4,
+                        policy=RetryPolicy(max_receives=20, base_delay=0.2, max_delay=2.0))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        worker.work(burst=True)
+        stats = rig.queue.stats()
+        if stats.visible == 0 and stats.in_flight == 0:
+            break
+        time.sleep(0.5)
+    emulator.configure(fail_rate=0.0)
+    assert emulator.stats()["faults"], "no fault was injected"
+    for path, data in files.items():
+        rig.assert_gz_of(path, data)
+    assert rig.queue.stats().dead == 0
