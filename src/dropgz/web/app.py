@@ -16,6 +16,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from dropgz.core.config import Settings
+from dropgz.core.internal_auth import Verifier
 from dropgz.dropbox_client.accounts import Accounts, DropboxFactory, default_dropbox_factory
 from dropgz.pushqueue import PushQueue, open_push_queue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
@@ -59,6 +60,8 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
         open_work_queue=(lambda: work_queue) if work_queue is not None
         else _default_work_queue(settings),
         bucket_seconds=bucket_seconds, page_limit=page_limit, lease_seconds=lease_seconds,
+        internal_verifier=Verifier(settings.service.internal_key)
+        if settings.service.internal_key else None,
     )
     app.register_blueprint(webhook.bp)
     app.register_blueprint(tasks.bp)

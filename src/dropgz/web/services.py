@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from dropgz.core.config import Settings
+from dropgz.core.internal_auth import Verifier
 from dropgz.core.secret import Secret
 from dropgz.dropbox_client.accounts import Accounts
 from dropgz.pushqueue import PushQueue
@@ -36,6 +37,8 @@ class Services:
     bucket_seconds: float = DEFAULT_BUCKET_SECONDS
     page_limit: int = MAX_PAGE_LIMIT
     lease_seconds: float = LEASE_SECONDS
+    # Checks calls to /internal/* (None: [Service] internal_key unset, so they are refused).
+    internal_verifier: Verifier | None = None
     _work_queue: WorkQueue | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
