@@ -33,15 +33,23 @@ def gae_testbed() -> Iterator[Any]:
         bed.deactivate()
 
 
+# A Fernet key for tests (Fernet.generate_key() once): encrypts stored refresh tokens.
+ENCRYPTION_KEY = "pmw4EycR8ci4N1Pl_xFL3rXj6zKGyaAxZ2SxTOwtS-E="
+
+
 @pytest.fixture(params=["sqlite", "ndb"])
 def state_store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
-    """Every state backend, for the one contract suite."""
+    """Every state backend, for the one contract suite, encrypting with ENCRYPTION_KEY."""
+    from dropgz.core.encryption import TokenCipher
+    from dropgz.core.secret import Secret
+
+    cipher = TokenCipher(Secret(ENCRYPTION_KEY))
     if request.param == "ndb":
         request.getfixturevalue("gae_testbed")
         from dropgz.state.ndb import NdbStateStore
-        return NdbStateStore()
+        return NdbStateStore(cipher)
     from dropgz.state.sqlite import SqliteStateStore
-    return SqliteStateStore(tmp_path / "state.sqlite3")
+    return SqliteStateStore(tmp_path / "state.sqlite3", cipher)
 
 
 APP_SECRET = "webhook-app-secret-for-tests"

@@ -1,4 +1,5 @@
-"""One contract for every state store (sqlite, ndb): cursors, accounts and the lease."""
+"""One contract for every state store (sqlite, ndb): cursors, accounts, the lease, and
+connected accounts (profile, status, encrypted refresh token, paging)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 
-from dropgz.state.base import LeaseLost, StateStore
+from dropgz.core.encryption import DecryptionFailed, TokenCipher
+from dropgz.core.secret import Secret
+from dropgz.state.base import CredentialMissing, LeaseLost, StateStore
+from tests.web.conftest import ENCRYPTION_KEY
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
@@ -89,3 +94,113 @@ def test_times_are_aware_utc(state_store: StateStore) -> None:
     state_store.add_account("dbid:a", watch_start=local)
     assert state_store.get("dbid:a").watch_start == local
     assert state_store.get("dbid:a").watch_start.tzinfo is not None
+
+
+# ---------------------------------------------------------------- connected accounts
+
+REFRESH = "emu-refresh-TOKEN-that-must-never-be-stored-in-clear"
+
+
+def connect(store: StateStore, account: str = "dbid:u1", token: str = REFRESH,
+            cursor: str | None = "c0") -> bool:
+    return store.connect_account(account, refresh_token=Secret(token), email=f"{account}@x.test",
+                                 display_name=f"User {account}", watch_start=T0, cursor=cursor)
+
+
+def test_connect_stores_profile_status_and_an_encrypted_refresh_token(
+        state_store: StateStore) -> None:
+    assert connect(state_store) is True
+    record = state_store.get("dbid:u1")
+    assert (record.email, record.display_name) == ("dbid:u1@x.test", "User dbid:u1")
+    assert record.status == "watching" and record.status_reason == ""
+    assert record.connected_at is not None and record.connected_at.tzinfo is not None
+    assert (record.watch_start, record.cursor) == (T0, "c0")
+    assert record.has_credential
+    at_rest = state_store.raw_credential("dbid:u1")
+    assert at_rest and REFRESH not in at_rest and "dbid:u1" not in at_rest
+    assert state_store.refresh_token("dbid:u1") == Secret(REFRESH)
+    assert REFRESH not in repr(record)
+
+
+def test_reconnect_resumes_at_the_old_cursor_with_the_new_token(state_store: StateStore) -> None:
+    connect(state_store)
+    state_store.set_account_status("dbid:u1", "needs_reconnect", "Dropbox refused the token")
+    assert connect(state_store, token="second-grant", cursor="newer") is False
+    record = state_store.get("dbid:u1")
+    assert record.cursor == "c0" and record.watch_start == T0
+    assert (record.status, record.status_reason) == ("watching", "")
+    assert state_store.refresh_token("dbid:u1") == Secret("second-grant")
+
+
+def test_the_seed_account_has_no_credential(state_store: StateStore) -> None:
+    state_store.add_account("dbid:seed", watch_start=T0, cursor="c")
+    record = state_store.get("dbid:seed")
+    assert not record.has_credential and record.connected_at is None
+    assert record.status == "watching"
+    assert state_store.refresh_token("dbid:seed") is None
+    state_store.check_cipher()  # nothing to decrypt: fine
+
+
+def test_status_changes_and_unknown_accounts(state_store: StateStore) -> None:
+    connect(state_store)
+    assert state_store.set_account_status("dbid:u1", "paused", "operator") is True
+    record = state_store.get("dbid:u1")
+    assert (record.status, record.status_reason) == ("paused", "operator")
+    assert record.status_since is not None
+    assert state_store.set_account_status("dbid:nobody", "paused") is False
+    with pytest.raises(ValueError, match="status must be one of"):
+        state_store.set_account_status("dbid:u1", "sleeping")
+
+
+def test_forget_removes_everything(state_store: StateStore) -> None:
+    connect(state_store)
+    assert state_store.forget_account("dbid:u1") is True
+    assert state_store.get("dbid:u1") is None
+    assert state_store.raw_credential("dbid:u1") is None
+    assert state_store.forget_account("dbid:u1") is False
+    assert state_store.count_accounts() == 0
+
+
+def test_wrong_or_missing_key_is_refused(state_store: StateStore) -> None:
+    connect(state_store)
+    state_store.cipher = TokenCipher(Secret(Fernet.generate_key().decode()))
+    with pytest.raises(DecryptionFailed):
+        state_store.refresh_token("dbid:u1")
+    with pytest.raises(DecryptionFailed):
+        state_store.check_cipher()
+    state_store.cipher = None
+    with pytest.raises(CredentialMissing):
+        state_store.check_cipher()
+    with pytest.raises(CredentialMissing):
+        connect(state_store, "dbid:u2")
+    assert state_store.get("dbid:u2") is None
+
+
+def test_rotated_keys_still_decrypt(state_store: StateStore) -> None:
+    connect(state_store)
+    state_store.cipher = TokenCipher(Secret(f"{Fernet.generate_key().decode()},{ENCRYPTION_KEY}"))
+    assert state_store.refresh_token("dbid:u1") == Secret(REFRESH)
+    state_store.check_cipher()
+
+
+def test_accounts_are_paged_in_id_order_and_counted(state_store: StateStore) -> None:
+    ids = [f"dbid:u{n:03d}" for n in range(25)]
+    for account in reversed(ids):
+        connect(state_store, account)
+    for account in ids[:5]:
+        state_store.set_account_status(account, "needs_reconnect", "revoked")
+    assert state_store.count_accounts() == 25
+    assert state_store.count_accounts("needs_reconnect") == 5
+    assert state_store.count_accounts("paused") == 0
+    first = state_store.list_accounts(limit=10)
+    assert [r.account for r in first] == ids[:10]
+    assert [r.account for r in state_store.list_accounts(offset=20, limit=10)] == ids[20:]
+    after = state_store.list_accounts(after=first[-1].account, limit=10)
+    assert [r.account for r in after] == ids[10:20]
+    broken = state_store.list_accounts(status="needs_reconnect", limit=3)
+    assert [r.account for r in broken] == ids[:3]
+    assert all(r.status_reason == "revoked" for r in broken)
+    assert state_store.list_accounts(status="watching", after=ids[23]) == [
+        state_store.get(ids[24])]
+    with pytest.raises(ValueError, match="limit"):
+        state_store.list_accounts(limit=0)

@@ -21,6 +21,7 @@ environment wins over the file. :func:`load_settings` builds one immutable
 
 from __future__ import annotations
 
+import base64
 import configparser
 import logging
 import os
@@ -42,6 +43,12 @@ PUSH_QUEUES = ("local", "gae")
 STATE_STORES = ("sqlite", "ndb")
 # SQS limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
 MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
+# A Fernet key is 32 random bytes in URL-safe base64 (cryptography.fernet.Fernet.generate_key).
+FERNET_KEY_BYTES = 32
+NEW_KEY_HINT = ("python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'")
+# Where Dropbox sends the user back; the web tier serves exactly this path.
+CONNECT_CALLBACK_PATH = "/connect/callback"
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
@@ -60,6 +67,9 @@ class DropboxSettings:
     api_base_url: str | None = None  # e.g. the emulator: http://127.0.0.1:8765
     ca_bundle: str | None = None  # CA file to trust for an https api_base_url
     account_id: str | None = None  # skip users/get_current_account when known
+    # Where Dropbox sends a user back after they allow the app (OAuth redirect URI, as
+    # registered in the App Console). Set it to let users connect their Dropbox at /connect.
+    redirect_uri: str | None = None
 
     def has_credentials(self) -> bool:
         return bool(self.token) or bool(self.refresh_token and self.app_key)
@@ -113,6 +123,9 @@ class ServiceSettings:
     # that signs those calls (dropgz.core.internal_auth). Both tiers need the same key.
     web_url: str | None = None
     internal_key: Secret | None = None
+    # Fernet key(s) encrypting connected accounts' refresh tokens at rest; comma-separated
+    # for rotation (the first encrypts, every one decrypts).
+    encryption_key: Secret | None = None
 
     @property
     def data_path(self) -> Path:
@@ -136,7 +149,8 @@ class Settings:
             for f in fields(section):
                 value = getattr(section, f.name)
                 if isinstance(value, Secret) and value:
-                    found.append(value.reveal())
+                    # Comma-separated keys (encryption_key) may show up one at a time.
+                    found.extend([value.reveal(), *value.reveal().split(",")])
         if self.aws.aws_access_key_id:
             found.append(self.aws.aws_access_key_id)
         return found
@@ -147,6 +161,10 @@ class Settings:
         if value in (None, "") or (isinstance(value, Secret) and not value):
             raise ConfigError(_where(self.source, section, key, "missing (required here)"))
         return value
+
+    def error(self, section: str, key: str, problem: str) -> ConfigError:
+        """The one-line ConfigError for ``[section] key`` (names the file and the variable)."""
+        return ConfigError(_where(self.source, section, key, problem))
 
     def require_dropbox_credentials(self) -> None:
         if not self.dropbox.has_credentials():
@@ -221,6 +239,20 @@ def _patterns(raw: str) -> tuple[str, ...]:
     return tuple(p.strip().lower() for p in parts if p.strip())
 
 
+def _fernet_keys(raw: str) -> Secret:
+    keys = [part.strip() for part in raw.split(",") if part.strip()]
+    for key in keys:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode("ascii"))) == FERNET_KEY_BYTES
+        except (ValueError, UnicodeError):
+            valid = False
+        if not valid:
+            raise ValueError(f"not a Fernet key (value not shown); make one with: {NEW_KEY_HINT}")
+    if not keys:
+        raise ValueError(f"no key given; make one with: {NEW_KEY_HINT}")
+    return Secret(",".join(keys))
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -239,7 +271,7 @@ def _secret(raw: str) -> Secret:
 _SECTIONS: dict[str, tuple[type, Callable[[Settings], Any], dict[str, Callable[[str], Any]]]] = {
     "Dropbox": (DropboxSettings, lambda s: s.dropbox, {
         "token": _secret, "secret": _secret, "app_key": _text, "refresh_token": _secret,
-        "api_base_url": _url, "ca_bundle": _text, "account_id": _text,
+        "api_base_url": _url, "ca_bundle": _text, "account_id": _text, "redirect_uri": _url,
     }),
     "AWS": (AWSSettings, lambda s: s.aws, {
         "aws_access_key_id": _text, "aws_secret_access_key": _secret, "region": _region,
@@ -253,7 +285,7 @@ _SECTIONS: dict[str, tuple[type, Callable[[Settings], Any], dict[str, Callable[[
     "Service": (ServiceSettings, lambda s: s.service, {
         "data_dir": _text, "concurrency": _int(1, 256), "push_queue": _choice(PUSH_QUEUES),
         "state": _choice(STATE_STORES), "task_secret": _secret, "web_url": _url,
-        "internal_key": _secret,
+        "internal_key": _secret, "encryption_key": _fernet_keys,
     }),
 }
 _ATTR = {"Dropbox": "dropbox", "AWS": "aws", "Compression": "compression", "Service": "service"}
@@ -340,6 +372,10 @@ def _check_consistency(settings: Settings) -> None:
     if d.ca_bundle and not Path(d.ca_bundle).is_file():
         raise ConfigError(_where(settings.source, "Dropbox", "ca_bundle",
                                  f"file not found: {d.ca_bundle}"))
+    if d.redirect_uri and not d.redirect_uri.split("?", 1)[0].endswith(CONNECT_CALLBACK_PATH):
+        raise ConfigError(_where(settings.source, "Dropbox", "redirect_uri",
+                                 f"must end with {CONNECT_CALLBACK_PATH} (the page dropgz "
+                                 f"serves), got {d.redirect_uri!r}"))
     a = settings.aws
     if bool(a.aws_access_key_id) != bool(a.aws_secret_access_key):
         missing = "aws_secret_access_key" if a.aws_access_key_id else "aws_access_key_id"

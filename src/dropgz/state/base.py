@@ -1,4 +1,4 @@
-"""What the delta tier remembers per account, and the per-account lease.
+"""What the web tier remembers per account: cursor, lease, who connected it, its status.
 
 Per account: the list_folder cursor, up to when it covers changes, when watching began, and an
 optional ``modified_since`` filter that is set while a from-scratch listing is being paged
@@ -9,6 +9,12 @@ The lease serialises delta runs for one account: :meth:`StateStore.acquire_lease
 compare-and-set with expiry, and :meth:`StateStore.save_cursor` only succeeds for the
 lease owner, so a run that lost its lease (it stalled past expiry) cannot move the cursor
 under a newer run.
+
+Accounts connected through ``/connect`` also carry the user's email and display name, when
+they connected, a status (:data:`ACCOUNT_STATUSES`) with a reason, and their refresh token,
+encrypted by the store's :class:`~dropgz.core.encryption.TokenCipher` before a backend sees
+it: backends keep only ciphertext. The account served by the seed's ``[Dropbox] token`` has
+a record without a credential or ``connected_at``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,21 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from dropgz.core.encryption import TokenCipher
 from dropgz.core.errors import DropgzError
+from dropgz.core.secret import Secret
+
+WATCHING = "watching"
+NEEDS_RECONNECT = "needs_reconnect"
+PAUSED = "paused"
+# watching: changes are compressed. needs_reconnect: Dropbox refused the account's
+# credentials (revoked, app unlinked): nothing is done until the user connects again.
+# paused: an operator paused it.
+ACCOUNT_STATUSES = (WATCHING, NEEDS_RECONNECT, PAUSED)
+# Longest status reason kept (it is shown on pages and in `dropgz status`).
+MAX_REASON_CHARS = 500
+# Largest page list_accounts returns.
+MAX_PAGE_SIZE = 1000
 
 
 class LeaseLost(DropgzError):
@@ -37,14 +57,36 @@ class AccountState:
     watch_start: datetime | None = None
     lease_owner: str | None = None
     lease_expires: datetime | None = None
+    email: str | None = None
+    display_name: str | None = None
+    connected_at: datetime | None = None  # None: not connected through /connect
+    status: str = WATCHING
+    status_reason: str = ""
+    status_since: datetime | None = None
+    has_credential: bool = False  # a refresh token is stored (encrypted)
+
+    @property
+    def last_sync(self) -> datetime | None:
+        """Up to when its changes were read (the cursor's sync time)."""
+        return self.synced_at
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class CredentialMissing(DropgzError):
+    """A refresh token was to be stored or read, but no encryption key is configured."""
+
+
 class StateStore(ABC):
-    """Backends: ``sqlite`` (single host) and ``ndb`` (App Engine). Times are aware UTC."""
+    """Backends: ``sqlite`` (single host) and ``ndb`` (App Engine). Times are aware UTC.
+
+    ``cipher`` encrypts refresh tokens; without one, the store works for everything but
+    connected accounts' credentials (:class:`CredentialMissing`).
+    """
+
+    cipher: TokenCipher | None = None
 
     @abstractmethod
     def get(self, account: str) -> AccountState | None:
@@ -73,6 +115,88 @@ class StateStore(ABC):
     def save_cursor(self, account: str, cursor: str, *, lease_owner: str,
                     synced_at: datetime | None, modified_since: datetime | None = None) -> None:
         """Store the cursor; raises :class:`LeaseLost` unless ``lease_owner`` holds the lease."""
+
+    # ------------------------------------------------------------ connected accounts
+
+    def connect_account(self, account: str, *, refresh_token: Secret, email: str | None,
+                        display_name: str | None, watch_start: datetime,
+                        cursor: str | None) -> bool:
+        """Store a user's grant: profile, encrypted refresh token, status watching.
+
+        A new account starts watching at ``watch_start`` from ``cursor``; a known one
+        (reconnecting) keeps its cursor, so it resumes where it stopped. True when new.
+        """
+        blob = self._cipher().encrypt(account, refresh_token)
+        return self._save_grant(account, blob, email=email, display_name=display_name,
+                               watch_start=watch_start, cursor=cursor, now=utcnow())
+
+    def refresh_token(self, account: str) -> Secret | None:
+        """The account's refresh token, or None when none is stored.
+        Raises :class:`~dropgz.core.encryption.DecryptionFailed` on a wrong key."""
+        blob = self.raw_credential(account)
+        return None if blob is None else self._cipher().decrypt(account, blob)
+
+    def set_account_status(self, account: str, status: str, reason: str = "") -> bool:
+        """Set the status (one of :data:`ACCOUNT_STATUSES`) and why; False when unknown."""
+        if status not in ACCOUNT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(ACCOUNT_STATUSES)}, "
+                             f"got {status!r}")
+        return self._set_status(account, status, reason[:MAX_REASON_CHARS], utcnow())
+
+    def check_cipher(self) -> None:
+        """Decrypt one stored credential, if any: raises DecryptionFailed (wrong key) or
+        CredentialMissing (no key) at start rather than at the first token request."""
+        found = self._any_credential()
+        if found is not None:
+            self._cipher().decrypt(*found)
+
+    def _cipher(self) -> TokenCipher:
+        if self.cipher is None:
+            raise CredentialMissing("no encryption key configured for refresh tokens")
+        return self.cipher
+
+    @abstractmethod
+    def _save_grant(self, account: str, blob: str, *, email: str | None,
+                    display_name: str | None, watch_start: datetime, cursor: str | None,
+                    now: datetime) -> bool:
+        """Backend primitive of :meth:`connect_account` (``blob`` is ciphertext)."""
+
+    @abstractmethod
+    def raw_credential(self, account: str) -> str | None:
+        """The refresh token as stored at rest (ciphertext), or None."""
+
+    @abstractmethod
+    def _any_credential(self) -> tuple[str, str] | None:
+        """Some (account, ciphertext) pair, or None when no credential is stored."""
+
+    @abstractmethod
+    def _set_status(self, account: str, status: str, reason: str, now: datetime) -> bool:
+        """Backend primitive of :meth:`set_account_status`."""
+
+    @abstractmethod
+    def forget_account(self, account: str) -> bool:
+        """Delete everything about the account (cursor, credential, profile); False when
+        it was not known."""
+
+    @abstractmethod
+    def list_accounts(self, *, after: str | None = None, offset: int = 0, limit: int = 100,
+                      status: str | None = None) -> list[AccountState]:
+        """Up to ``limit`` (≤ :data:`MAX_PAGE_SIZE`) records sorted by account id, those
+        after the id ``after`` (keyset paging) else from ``offset``; only ``status`` ones
+        when given."""
+
+    @abstractmethod
+    def count_accounts(self, status: str | None = None) -> int:
+        """How many accounts are known (with ``status``, when given)."""
+
+    @staticmethod
+    def _check_page(offset: int, limit: int, status: str | None) -> None:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        if status is not None and status not in ACCOUNT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
 
     def get_cursor(self, account: str) -> str | None:
         """The stored cursor, or None."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dropgz.state.base import AccountState, LeaseLost, StateStore, utcnow
+from dropgz.core.encryption import TokenCipher
+from dropgz.state.base import WATCHING, AccountState, LeaseLost, StateStore, utcnow
 
 
 def _ndb() -> Any:
@@ -44,6 +45,14 @@ class DropgzAccount(ndb.Model):
     watch_start = ndb.DateTimeProperty(indexed=False)
     lease_owner = ndb.StringProperty(indexed=False)
     lease_expires = ndb.DateTimeProperty(indexed=False)
+    email = ndb.StringProperty(indexed=False)
+    display_name = ndb.StringProperty(indexed=False)
+    connected_at = ndb.DateTimeProperty(indexed=False)
+    # Indexed: list_accounts(status=...) and count_accounts(status) filter on it.
+    status = ndb.StringProperty(default=WATCHING)
+    status_reason = ndb.TextProperty(default="")
+    status_since = ndb.DateTimeProperty(indexed=False)
+    credential = ndb.TextProperty()  # the refresh token's ciphertext (TokenCipher)
 
 
 def _state(entity: DropgzAccount) -> AccountState:
@@ -55,11 +64,21 @@ def _state(entity: DropgzAccount) -> AccountState:
         watch_start=_aware(entity.watch_start),
         lease_owner=entity.lease_owner,
         lease_expires=_aware(entity.lease_expires),
+        email=entity.email,
+        display_name=entity.display_name,
+        connected_at=_aware(entity.connected_at),
+        status=entity.status or WATCHING,
+        status_reason=entity.status_reason or "",
+        status_since=_aware(entity.status_since),
+        has_credential=entity.credential is not None,
     )
 
 
 class NdbStateStore(StateStore):
     """Accounts as ``DropgzAccount`` entities."""
+
+    def __init__(self, cipher: TokenCipher | None = None) -> None:
+        self.cipher = cipher
 
     def __repr__(self) -> str:
         return "NdbStateStore()"
@@ -136,3 +155,84 @@ class NdbStateStore(StateStore):
             entity.put()
 
         save()
+
+    # ------------------------------------------------------------ connected accounts
+
+    def _save_grant(self, account: str, blob: str, *, email: str | None,
+                    display_name: str | None, watch_start: datetime, cursor: str | None,
+                    now: datetime) -> bool:
+        key = self._key(account)
+
+        @ndb.transactional(retries=5)
+        def save() -> bool:
+            entity = key.get() or DropgzAccount(key=key)
+            new = entity.watch_start is None and entity.cursor is None
+            if new:
+                entity.watch_start = _naive(watch_start)
+                if cursor:
+                    entity.cursor, entity.synced_at = cursor, _naive(now)
+            entity.email, entity.display_name = email, display_name
+            entity.connected_at = entity.status_since = _naive(now)
+            entity.credential, entity.status, entity.status_reason = blob, WATCHING, ""
+            entity.put()
+            return new
+
+        return save()
+
+    def raw_credential(self, account: str) -> str | None:
+        entity = self._key(account).get(use_cache=False, use_memcache=False)
+        return entity.credential if entity else None
+
+    def _any_credential(self) -> tuple[str, str] | None:
+        # credential is not indexed: look at connected accounts (connected_at is set with it)
+        # a page at a time; the seed's account has none.
+        for entity in DropgzAccount.query().iter(batch_size=100):
+            if entity.credential is not None:
+                return entity.key.id(), entity.credential
+        return None
+
+    def _set_status(self, account: str, status: str, reason: str, now: datetime) -> bool:
+        key = self._key(account)
+
+        @ndb.transactional(retries=5)
+        def update() -> bool:
+            entity = key.get()
+            if entity is None:
+                return False
+            if entity.status != status or entity.status_since is None:
+                entity.status_since = _naive(now)
+            entity.status, entity.status_reason = status, reason
+            entity.put()
+            return True
+
+        return update()
+
+    def forget_account(self, account: str) -> bool:
+        key = self._key(account)
+
+        @ndb.transactional(retries=5)
+        def forget() -> bool:
+            if key.get() is None:
+                return False
+            key.delete()
+            return True
+
+        return forget()
+
+    def list_accounts(self, *, after: str | None = None, offset: int = 0, limit: int = 100,
+                      status: str | None = None) -> list[AccountState]:
+        self._check_page(offset, limit, status)
+        query = DropgzAccount.query()
+        if status is not None:
+            query = query.filter(DropgzAccount.status == status)
+        if after is not None:
+            query = query.filter(DropgzAccount.key > self._key(after))
+            offset = 0
+        query = query.order(DropgzAccount.key)
+        return [_state(e) for e in query.fetch(limit, offset=offset)]
+
+    def count_accounts(self, status: str | None = None) -> int:
+        query = DropgzAccount.query()
+        if status is not None:
+            query = query.filter(DropgzAccount.status == status)
+        return query.count()

@@ -16,12 +16,13 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from dropgz.core.config import Settings
+from dropgz.core.encryption import DecryptionFailed
 from dropgz.core.internal_auth import Verifier
 from dropgz.dropbox_client.accounts import Accounts, DropboxFactory, default_dropbox_factory
 from dropgz.pushqueue import PushQueue, open_push_queue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 from dropgz.queues.base import WorkQueue
-from dropgz.state import StateStore, open_state_store
+from dropgz.state import CredentialMissing, StateStore, open_state_store
 from dropgz.web import delta, tasks, webhook
 from dropgz.web.services import Services
 
@@ -37,6 +38,29 @@ def _default_work_queue(settings: Settings) -> Callable[[], WorkQueue]:
     return open_queue
 
 
+def check_encryption(settings: Settings, state: StateStore) -> None:
+    """ConfigError (one line) when refresh tokens will be stored or read without a key that
+    opens them: connecting is enabled without ``[Service] encryption_key``, or the stored
+    ones do not decrypt with it. On ndb this runs at the first request instead (App Engine's
+    APIs only work inside one)."""
+    if settings.dropbox.redirect_uri:
+        settings.require("Dropbox", "app_key")
+        if not settings.service.encryption_key:
+            raise settings.error("Service", "encryption_key", "missing (required to keep "
+                                 "connected accounts' refresh tokens: [Dropbox] redirect_uri "
+                                 "is set)")
+    if settings.service.state == "ndb":
+        return
+    try:
+        state.check_cipher()
+    except CredentialMissing:
+        raise settings.error("Service", "encryption_key", "missing (the state store holds "
+                             "connected accounts' refresh tokens)") from None
+    except DecryptionFailed:
+        raise settings.error("Service", "encryption_key", "does not decrypt the stored "
+                             "refresh tokens (not the key they were written with?)") from None
+
+
 def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
                state: StateStore | None = None, work_queue: WorkQueue | None = None,
                dropbox_factory: DropboxFactory | None = None,
@@ -48,6 +72,8 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     settings.require_dropbox_credentials()
     if not 1 <= page_limit <= delta.MAX_PAGE_LIMIT:
         raise ValueError(f"page_limit must be 1..{delta.MAX_PAGE_LIMIT}, got {page_limit}")
+    state = state if state is not None else open_state_store(settings)
+    check_encryption(settings, state)
     app = Flask("dropgz")
     app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, DEBUG=False,
                       JSON_SORT_KEYS=False)
@@ -55,7 +81,7 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
         settings=settings,
         webhook_secret=secret,
         push_queue=push_queue if push_queue is not None else open_push_queue(settings),
-        state=state if state is not None else open_state_store(settings),
+        state=state,
         accounts=Accounts(settings.dropbox, dropbox_factory or default_dropbox_factory),
         open_work_queue=(lambda: work_queue) if work_queue is not None
         else _default_work_queue(settings),
