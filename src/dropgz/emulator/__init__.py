@@ -7,7 +7,8 @@ in-process with :class:`dropgz.emulator.server.EmulatorServer`.
 
 Modules: ``config`` (settings), ``server`` (HTTP server) -> ``handler`` (wire format, faults,
 admin routes) -> ``app`` (route table) -> ``rpc`` / ``content`` (route handlers) ->
-``namespace`` (files + change journal), ``listing`` (cursors), ``sessions`` (upload sessions),
+``namespace`` / ``entry`` / ``journal`` / ``writes`` / ``reconcile`` (files + change
+journal), ``listing`` (cursors), ``sessions`` (upload sessions),
 ``auth`` (tokens, /oauth2/token), ``webhooks``, ``faults``, ``stats``, ``paths``, ``hashing``,
 ``body``, ``state`` (SQLite), ``errors``.
 

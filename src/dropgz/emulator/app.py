@@ -25,10 +25,12 @@ from dropgz.emulator.faults import FaultInjector
 from dropgz.emulator.listing import CursorCodec, Lister
 from dropgz.emulator.namespace import Namespace
 from dropgz.emulator.paths import STATE_DIR_NAME
+from dropgz.emulator.reconcile import reconcile
 from dropgz.emulator.sessions import Sessions
 from dropgz.emulator.state import StateDB
 from dropgz.emulator.stats import RequestStats
 from dropgz.emulator.webhooks import WebhookNotifier
+from dropgz.emulator.writes import Writer
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,10 @@ class Emulator:
             account_id=config.account_id, debounce_seconds=config.webhook_debounce_ms / 1000,
             retry_seconds=config.webhook_retry_seconds)
         self.namespace = Namespace(self.db, self.root, state_dir,
-                                   journal_limit=config.journal_limit,
-                                   on_change=self.webhooks.notify)
-        self.namespace.reconcile()
+                                   journal_limit=config.journal_limit)
+        self.writer = Writer(self.namespace, on_change=self.webhooks.notify)
+        if reconcile(self.namespace):
+            self.webhooks.notify()
         codec = CursorCodec(bytes.fromhex(self.db.meta_default("cursor_key",
                                                                lambda: secrets.token_hex(32))),
                             self.db.meta_default("instance", lambda: secrets.token_hex(8)))

@@ -144,7 +144,7 @@ def _pwrite_sink(fd: int, offset: int) -> Callable[[memoryview], None]:
 
 def _commit(emu: Emulator, commit: files.CommitInfo, staged: Path, size: int,
             content_hash: str):
-    return emu.namespace.commit_file(
+    return emu.writer.commit_file(
         commit.path, staged, size=size, content_hash=content_hash, mode=commit.mode,
         autorename=commit.autorename, strict_conflict=commit.strict_conflict,
         client_modified=commit.client_modified)

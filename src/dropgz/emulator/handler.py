@@ -279,7 +279,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         elif name == "webhooks" and not post:
             answer = emu.webhooks.snapshot()
         elif name == "compact-journal" and post:
-            answer = {"journal_floor": emu.namespace.compact_journal()}
+            answer = {"journal_floor": emu.namespace.journal.compact()}
         else:
             self._send_text(404, f"unknown admin route {self.command} /_emulator/{name}")
             return

@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 from dropbox import files
 
 from dropgz.emulator import paths
+from dropgz.emulator.entry import Entry
 from dropgz.emulator.errors import ApiFailure, RouteError, not_folder
-from dropgz.emulator.namespace import Entry, Namespace
+from dropgz.emulator.namespace import Namespace
 
 # ListFolderArg.limit is 1..2000; Dropbox does not document its default page size, the
 # emulator uses the maximum. https://www.dropbox.com/developers/documentation/http/documentation#files-list_folder
@@ -103,17 +104,17 @@ class Lister:
         except ApiFailure as failure:
             raise RouteError(error_type.path(failure.error)) from None
         return Cursor(paths.lower(display), arg.recursive, arg.include_deleted,
-                      arg.limit or MAX_LIMIT, self.namespace.latest_seq(), None)
+                      arg.limit or MAX_LIMIT, self.namespace.journal.latest_seq(), None)
 
     def _page(self, cursor: Cursor) -> files.ListFolderResult:
         if cursor.after is not None:
             return self._listing_page(cursor)
-        ns = self.namespace
-        with ns.db.lock:  # the floor, the head and the rows from one moment
-            if cursor.seq < ns.journal_floor():
+        journal = self.namespace.journal
+        with journal.db.lock:  # the floor, the head and the rows from one moment
+            if cursor.seq < journal.floor():
                 raise RouteError(files.ListFolderContinueError.reset)
-            upto = ns.latest_seq()
-            rows = ns.changes(cursor.prefix, cursor.recursive, cursor.seq, upto,
+            upto = journal.latest_seq()
+            rows = journal.changes(cursor.prefix, cursor.recursive, cursor.seq, upto,
                               cursor.limit + 1)
         has_more = len(rows) > cursor.limit
         rows = rows[:cursor.limit]
@@ -121,10 +122,11 @@ class Lister:
         return self._result([entry for _, entry in rows], replace(cursor, seq=seq), has_more)
 
     def _listing_page(self, cursor: Cursor) -> files.ListFolderResult:
-        if cursor.seq < self.namespace.journal_floor():
+        if cursor.seq < self.namespace.journal.floor():
             raise RouteError(files.ListFolderContinueError.reset)
-        rows = self.namespace.listing_rows(cursor.prefix, cursor.recursive, cursor.after or "",
-                                           cursor.include_deleted, cursor.limit + 1)
+        rows = self.namespace.journal.listing_rows(cursor.prefix, cursor.recursive,
+                                                   cursor.after or "", cursor.include_deleted,
+                                                   cursor.limit + 1)
         has_more = len(rows) > cursor.limit
         rows = rows[:cursor.limit]
         # Once the listing is done the cursor continues from the journal position taken when

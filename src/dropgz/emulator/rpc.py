@@ -62,7 +62,7 @@ def list_folder_get_latest_cursor(emu: Emulator, arg: files.ListFolderArg,
 
 def _delete(emu: Emulator, arg: files.DeleteArg) -> files.Metadata:
     try:
-        return emu.namespace.delete(arg.path, parent_rev=arg.parent_rev).to_metadata()
+        return emu.writer.delete(arg.path, parent_rev=arg.parent_rev).to_metadata()
     except LookupFailure as failure:
         raise RouteError(files.DeleteError.path_lookup(failure.error)) from None
     except WriteFailure as failure:
@@ -80,7 +80,7 @@ def delete_v1(emu: Emulator, arg: files.DeleteArg, body: RequestBody) -> files.M
 def create_folder_v2(emu: Emulator, arg: files.CreateFolderArg,
                      body: RequestBody) -> files.CreateFolderResult:
     try:
-        entry = emu.namespace.create_folder(arg.path, autorename=arg.autorename)
+        entry = emu.writer.create_folder(arg.path, autorename=arg.autorename)
     except WriteFailure as failure:
         raise RouteError(files.CreateFolderError.path(failure.error)) from None
     return files.CreateFolderResult(metadata=entry.to_metadata())
@@ -88,5 +88,5 @@ def create_folder_v2(emu: Emulator, arg: files.CreateFolderArg,
 
 def move_v2(emu: Emulator, arg: files.RelocationArg,
             body: RequestBody) -> files.RelocationResult:
-    entry = emu.namespace.move(arg.from_path, arg.to_path, autorename=arg.autorename)
+    entry = emu.writer.move(arg.from_path, arg.to_path, autorename=arg.autorename)
     return files.RelocationResult(metadata=entry.to_metadata())
