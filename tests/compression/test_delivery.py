@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dropgz.core.retries import RetryPolicy
 from tests.compression.conftest import Rig, emulator_env, text_bytes
-from tests.fixtures.peers import gunzip_bytes
+from tests.fixtures.peers import gunzip_bytes, wait_for
 
 
 def test_sigterm_finishes_in_flight_files_and_loses_nothing(emulator, make_rig,
@@ -122,3 +122,32 @@ def test_flaky_dropbox_still_gives_every_gz(emulator, make_rig) -> None:
     for path, data in files.items():
         rig.assert_gz_of(path, data)
     assert rig.queue.stats().dead == 0
+
+
+
+def test_heartbeat_keeps_a_slow_file_claimed_past_its_claim(emulator, make_rig) -> None:
+    # Given a 2 s claim, and Dropbox so slow (1.5 s a call) that one file outlasts two claims
+    rig: Rig = make_rig(emulator, DROPGZ_AWS_VISIBILITY_TIMEOUT="2")
+    data = text_bytes(10_000)
+    rig.enqueue(rig.item(rig.upload("/slow.txt", data)))
+    emulator.reset_stats()
+    emulator.configure(latency_ms=1500)
+    # When one worker has taken the file and a second one keeps polling the same queue
+    first, second = rig.worker(concurrency=1), rig.worker(concurrency=1)
+    reports: dict[str, object] = {}
+    working = threading.Thread(target=lambda: reports.update(first=first.work(max_jobs=1)))
+    polling = threading.Thread(target=lambda: reports.update(second=second.work()))
+    working.start()
+    wait_for(lambda: rig.queue.stats().in_flight == 1, 15, "the first worker has the file")
+    polling.start()
+    working.join(60)
+    second.request_stop()
+    polling.join(30)
+    emulator.configure(latency_ms=0)
+    # Then the heartbeat kept it claimed: only the first worker ever received or downloaded it
+    assert not working.is_alive() and not polling.is_alive()
+    assert reports["first"].compressed == 1  # type: ignore[attr-defined]
+    assert reports["second"].received == 0  # type: ignore[attr-defined]
+    assert emulator.stats()["routes"]["files/download"]["total"] == 1
+    rig.assert_gz_of("/slow.txt", data)
+    assert rig.queue.stats().in_flight == 0

@@ -115,6 +115,48 @@ def test_extend_keeps_it_invisible(make_queue: MakeQueue) -> None:
     assert again.id == message.id
 
 
+def test_heartbeat_renewals_outlive_the_claim_and_stopping_them_frees_it(
+        make_queue: MakeQueue) -> None:
+    # Given a message claimed for 3 s by a worker whose heartbeat renews it every 0.5 s
+    queue = make_queue(visibility_timeout=3)
+    queue.send(["long file"])
+    [message] = drain(queue, 1)
+    received_at = time.monotonic()
+    beats = 0
+    while time.monotonic() - received_at < 4.5:  # well past the first claim
+        queue.extend_all([message], 3)
+        beats += 1
+        # Then right after each renewal nobody else can receive it
+        assert queue.receive(wait_seconds=0) == [], f"delivered again after {beats} beats"
+        time.sleep(0.5)
+    assert queue.stats() == QueueStats(visible=0, in_flight=1, dead=0)
+    # When the heartbeat stops (the worker was killed), the message comes back within a
+    # claim, counted as a second delivery, and the new receipt can settle it
+    [again] = drain(queue, 1, timeout=10)
+    assert (again.id, again.receive_count) == (message.id, 2)
+    queue.ack(again)
+    assert queue.stats() == QueueStats(visible=0, in_flight=0, dead=0)
+
+
+def test_extend_all_renews_many_and_skips_what_is_no_longer_held(queue: WorkQueue) -> None:
+    # Given twelve messages in flight (more than one SQS batch) of which one was acked
+    queue.send(bodies(12))
+    received = drain(queue, 12)
+    assert len(received) == 12
+    queue.ack(received[0])
+    # When the heartbeat renews all twelve, the acked one is skipped without an error
+    queue.extend_all(received, 60)
+    queue.extend_all([], 60)
+    # Then the others stay claimed, and settle normally
+    assert queue.stats() == QueueStats(visible=0, in_flight=11, dead=0)
+    assert queue.receive(10, wait_seconds=0) == []
+    for message in received[1:]:
+        queue.ack(message)
+    assert queue.stats() == QueueStats(visible=0, in_flight=0, dead=0)
+    with pytest.raises(ValueError, match="seconds must be at least 1"):
+        queue.extend_all(received, 0)
+
+
 def test_receive_count_grows(queue: WorkQueue) -> None:
     queue.send(["again and again"])
     counts = []

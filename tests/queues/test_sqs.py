@@ -43,7 +43,7 @@ def test_ensure_queues_is_idempotent_and_sets_the_redrive_policy(
     dead = attributes(client, sqs_settings.aws.dead_letter_name)
     assert json.loads(main["RedrivePolicy"]) == {"deadLetterTargetArn": dead["QueueArn"],
                                                  "maxReceiveCount": 5}
-    assert main["VisibilityTimeout"] == "300"
+    assert main["VisibilityTimeout"] == "30"  # the short claim workers renew
     assert main["MessageRetentionPeriod"] == dead["MessageRetentionPeriod"] == "1209600"
     assert main["ReceiveMessageWaitTimeSeconds"] == "20"
     assert len(client.list_queues(QueueNamePrefix=sqs_settings.aws.queue)["QueueUrls"]) == 2
@@ -103,7 +103,7 @@ def test_describe_queues(sqs_settings: Settings, moto_server: str, tmp_path: Pat
     report = describe_queues(sqs_settings)
     assert report["region"] == "us-west-1"
     assert report["queue"]["exists"] and report["queue"]["visible"] == 2
-    assert report["queue"]["visibility_timeout"] == 300
+    assert report["queue"]["visibility_timeout"] == 30
     assert report["queue"]["redrive_policy"] == {
         "deadLetterTargetArn": report["dead_letter_queue"]["arn"], "maxReceiveCount": 5}
     assert report["dead_letter_queue"]["exists"]
@@ -153,3 +153,52 @@ def test_send_gives_up_naming_how_many_failed(sqs_settings: Settings) -> None:
             queue.send([f"m{i}" for i in range(12)])
         assert calls == [10, 2, 2, 1, 1]
         assert queue.stats() == QueueStats(visible=11, in_flight=0, dead=0)
+
+
+def _receive_parameters(queue: SQSWorkQueue) -> list[dict[str, Any]]:
+    """The parameters of every ReceiveMessage the queue sends from now on."""
+    seen: list[dict[str, Any]] = []
+    queue.client.meta.events.register("before-parameter-build.sqs.ReceiveMessage",
+                                      lambda params, **_: seen.append(dict(params)))
+    return seen
+
+
+def test_left_out_visibility_timeout_follows_the_queue_and_stays_short(
+        sqs_settings: Settings, moto_server: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Given [AWS] visibility_timeout left out, the queue setup-aws made claims 30 s
+    assert sqs_settings.aws.visibility_timeout is None
+    client = judge(moto_server)
+    assert attributes(client, sqs_settings.aws.queue)["VisibilityTimeout"] == "30"
+    url = client.get_queue_url(QueueName=sqs_settings.aws.queue)["QueueUrl"]
+    # When the operator gave the queue its own 2 s, receives carry no timeout of their own:
+    # a message a dead consumer held comes back after the queue's 2 s
+    client.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "2"})
+    with open_work_queue(sqs_settings) as queue:
+        assert isinstance(queue, SQSWorkQueue)
+        assert (queue.queue_visibility_timeout, queue.visibility_timeout) == (2, 2)
+        sent = _receive_parameters(queue)
+        queue.send(["claimed by the queue's own timeout"])
+        [first] = drain(queue, 1)
+        assert "VisibilityTimeout" not in sent[0]
+        [again] = drain(queue, 1, timeout=10)
+        assert (again.id, again.receive_count) == (first.id, 2)
+    # And a queue with a long timeout of its own is respected at receive, but the claim the
+    # heartbeat renews stays short, with a warning naming the fix
+    client.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "300"})
+    with caplog.at_level("WARNING", logger="dropgz.queues.sqs"), \
+            open_work_queue(sqs_settings) as queue:
+        assert isinstance(queue, SQSWorkQueue)
+        assert (queue.queue_visibility_timeout, queue.visibility_timeout) == (300, 30)
+    assert "300 s" in caplog.text and "dropgz setup-aws" in caplog.text
+
+
+def test_configured_visibility_timeout_is_the_claim_of_every_receive(
+        sqs_settings: Settings) -> None:
+    settings = replace(sqs_settings, aws=replace(sqs_settings.aws, visibility_timeout=45))
+    with open_work_queue(settings) as queue:
+        assert isinstance(queue, SQSWorkQueue)
+        assert queue.visibility_timeout == 45
+        sent = _receive_parameters(queue)
+        queue.send(["x"])
+        drain(queue, 1)
+        assert sent[0]["VisibilityTimeout"] == 45

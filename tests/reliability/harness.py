@@ -239,6 +239,7 @@ class Pipeline:
         self.web: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._n = 0
+        self._log_paths: dict[int, Path] = {}
         self._queue: WorkQueue | None = None
 
     @property
@@ -254,15 +255,30 @@ class Pipeline:
             self._queue = open_work_queue(self.settings())
         return self._queue
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         self._n += 1
-        log = (self.workdir / f"{self._n:02d}-{args[0]}.log").open("wb")
-        with log:
-            return subprocess.Popen([sys.executable, "-m", "dropgz", *args], env=self.env,
-                                    stdout=log, stderr=log, cwd=self.workdir)
+        path = self.workdir / f"{self._n:02d}-{args[0]}.log"
+        with path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "dropgz", *args],
+                                       env={**self.env, **(env or {})},
+                                       stdout=log, stderr=log, cwd=self.workdir)
+        self._log_paths[process.pid] = path
+        return process
 
-    def start_web(self) -> subprocess.Popen[bytes]:
-        self.web = self._spawn("web", "--port", str(self.web_port))
+    def log_of(self, process: subprocess.Popen[bytes]) -> str:
+        """What one process logged so far."""
+        return self._log_paths[process.pid].read_text(errors="replace")
+
+    def wait_worker_started(self, worker: subprocess.Popen[bytes]) -> None:
+        """Until ``worker`` checked its credentials and polls the queue."""
+        def started() -> bool:
+            assert worker.poll() is None, self.log_of(worker)[-3000:]
+            return "worker started" in self.log_of(worker)
+        wait_for(started, PROCESS_READY_SECONDS, "worker started", diagnose=self.logs)
+
+    def start_web(self, **env: str) -> subprocess.Popen[bytes]:
+        """``dropgz web``, ready; ``env`` overrides this process's settings."""
+        self.web = self._spawn("web", "--port", str(self.web_port), env=env)
         url = f"{self.base_url}/webhook?challenge=ready"
 
         def answers() -> bool:
@@ -274,8 +290,9 @@ class Pipeline:
         wait_for(answers, PROCESS_READY_SECONDS, "dropgz web ready", diagnose=self.logs)
         return self.web
 
-    def start_worker(self, *extra: str) -> subprocess.Popen[bytes]:
-        worker = self._spawn("worker", *extra)
+    def start_worker(self, *extra: str, **env: str) -> subprocess.Popen[bytes]:
+        """``dropgz worker`` (not waited for); ``env`` overrides this process's settings."""
+        worker = self._spawn("worker", *extra, env=env)
         self.workers.append(worker)
         return worker
 
@@ -329,7 +346,11 @@ class CutProxy:
 
     ``refuse()``: the listening port closes (new connections are refused) and every open
     connection is reset. ``blackhole()``: connections are accepted, then closed without an
-    answer (a dropped connection). ``restore()``: proxy again on the same port.
+    answer (a dropped connection). ``hold()``: open connections are reset and new ones are
+    accepted and kept waiting, unanswered, until ``restore()`` (then reset): a peer that
+    hangs, so a test can know a request is in flight (``held`` counts the connections that
+    sent one) for as long as it likes, with no timing involved. ``restore()``: proxy again
+    on the same port.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -338,6 +359,8 @@ class CutProxy:
         self.mode = "pass"
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
+        self._parked: list[socket.socket] = []
+        self._held = 0
         self._listener: socket.socket | None = None
         self._stopped = False
         self._listen()
@@ -361,6 +384,9 @@ class CutProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.mode == "hold":
+                self._park(client)
+                continue
             if self.mode != "pass":
                 self._reset(client)
                 continue
@@ -387,6 +413,23 @@ class CutProxy:
             for sock in (src, dst):
                 self._close(sock)
 
+    def _park(self, client: socket.socket) -> None:
+        with self._lock:
+            self._parked.append(client)
+
+        def note_request() -> None:
+            with contextlib.suppress(OSError):
+                if client.recv(1, socket.MSG_PEEK):  # a request arrived; it is not answered
+                    with self._lock:
+                        self._held += 1
+        threading.Thread(target=note_request, daemon=True).start()
+
+    @property
+    def held(self) -> int:
+        """Requests that arrived while holding (connections that sent something)."""
+        with self._lock:
+            return self._held
+
     @staticmethod
     def _reset(sock: socket.socket) -> None:
         with contextlib.suppress(OSError):  # linger 0: close sends RST, like a dead peer
@@ -405,6 +448,8 @@ class CutProxy:
     def _drop_all(self) -> None:
         with self._lock:
             conns, self._conns = list(self._conns), set()
+            conns += self._parked
+            self._parked = []
         for sock in conns:
             self._reset(sock)
 
@@ -426,8 +471,23 @@ class CutProxy:
         self.mode = "drop"
         self._drop_all()
 
+    def hold(self) -> None:
+        if self._listener is None:
+            self._listen()
+        with self._lock:
+            self._held = 0
+        self.mode = "hold"
+        with self._lock:  # connections opened before: cut (their requests come back, held)
+            conns, self._conns = list(self._conns), set()
+        for sock in conns:
+            self._reset(sock)
+
     def restore(self) -> None:
+        with self._lock:
+            parked, self._parked = self._parked, []
         self.mode = "pass"
+        for sock in parked:
+            self._reset(sock)
         if self._listener is None and not self._stopped:
             self._listen()
 

@@ -93,11 +93,10 @@ def command(config_path: Path | None, log_level: str, concurrency: int | None,
     ledger = Ledger.in_dir(settings.service.data_path)
     worker = Worker(queue, single_account(settings),
                     concurrency=concurrency or settings.service.concurrency,
-                    visibility_timeout=settings.aws.visibility_timeout,
                     on_outcome=ledger.record)
     install_signal_handlers(worker)
-    log.info("worker started: queue=%s concurrency=%d compressor=%s level=%d",
-             settings.aws.queue or "sqlite", worker.concurrency,
+    log.info("worker started: queue=%s concurrency=%d claim=%ds compressor=%s level=%d",
+             settings.aws.queue or "sqlite", worker.concurrency, worker.visibility_timeout,
              settings.compression.compressor, settings.compression.level)
     report = worker.work(burst=burst)
     queue.close()

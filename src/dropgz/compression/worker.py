@@ -8,10 +8,13 @@ superseded revisions. Each message is settled exactly once, in ``finally``:
 - failed, worth retrying → ``release`` with the policy's delay;
 - failed for good, or too often → ``dead_letter`` with the reason.
 
-A message whose file takes long keeps its claim through a heartbeat that extends its
-visibility. Shutdown has two stages: :meth:`Worker.request_stop` stops receiving and
-lets in-flight files finish; :meth:`Worker.request_force_stop` abandons them (their
-messages come back when their visibility runs out).
+A message is claimed for a short time (the queue's ``visibility_timeout``, 30 s by
+default) that a heartbeat renews every third of it for as long as its file is worked on,
+however long that takes. A worker that dies stops renewing: its files are visible again
+within one claim and another worker finishes them. Shutdown has two stages:
+:meth:`Worker.request_stop` stops receiving and lets in-flight files finish;
+:meth:`Worker.request_force_stop` abandons them (their messages come back when their
+claim runs out).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dropgz.core import message as messages
 from dropgz.core.errors import BadMessage, TransientError
 from dropgz.core.logs import fields
 from dropgz.core.retries import Decision, RetryPolicy
-from dropgz.queues.base import Message, WorkQueue
+from dropgz.queues.base import MAX_VISIBILITY_TIMEOUT, Message, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class Worker:
 
     def __init__(self, queue: WorkQueue, compressors: CompressorLookup, *,
                  concurrency: int = 8, policy: RetryPolicy | None = None,
-                 visibility_timeout: float = 300.0, poll_seconds: float = 5.0,
+                 visibility_timeout: float | None = None, poll_seconds: float = 5.0,
                  on_outcome: Callable[[Outcome], None] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -69,7 +72,8 @@ class Worker:
         self.compressors = compressors
         self.concurrency = concurrency
         self.policy = policy or RetryPolicy(max_receives=queue.max_receive_count)
-        self.visibility_timeout = visibility_timeout
+        # The claim each heartbeat renews; the queue's own unless given.
+        self.visibility_timeout = float(visibility_timeout or queue.visibility_timeout)
         self.poll_seconds = poll_seconds
         self.on_outcome = on_outcome  # e.g. the ledger behind `dropgz status`
         self._stop = threading.Event()
@@ -77,6 +81,7 @@ class Worker:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, Message] = {}
+        self._received_at: dict[str, float] = {}  # handle -> monotonic time of the receive
         self._slots = threading.Semaphore(concurrency)
         self._report = WorkReport()
 
@@ -153,6 +158,7 @@ class Worker:
                         continue
                     with self._lock:
                         self._in_flight[msg.handle] = msg
+                        self._received_at[msg.handle] = last_message
                         self._report.received += 1
                     pool.submit(self._process, msg)
         finally:
@@ -221,6 +227,7 @@ class Worker:
         finally:
             with self._lock:
                 self._in_flight.pop(msg.handle, None)
+                self._received_at.pop(msg.handle, None)
             self._return_slots(1)
 
     def _record(self, outcome: Outcome, seconds: float) -> None:
@@ -251,15 +258,26 @@ class Worker:
     # ------------------------------------------------------------ heartbeat
 
     def _heartbeat(self) -> None:
-        """Keep long files claimed: extend in-flight messages every third of the timeout."""
+        """Keep files claimed while they are worked on: every third of the claim, push every
+        in-flight message's visibility one claim out (two missed beats are survivable)."""
         every = max(self.visibility_timeout / 3, 0.5)
         while not self._done.wait(every):
             if self._force.is_set():
                 return
-            with self._lock:
-                in_flight = list(self._in_flight.values())
-            for msg in in_flight:
-                try:
-                    self.queue.extend(msg, self.visibility_timeout)
-                except Exception as exc:  # a missed beat is retried at the next one
-                    log.warning("heartbeat for %s failed: %s", msg.id, exc)
+            self._beat()
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            held = [(msg, now - self._received_at.get(handle, now))
+                    for handle, msg in self._in_flight.items()]
+        # SQS refuses to keep a message in flight past 12 h after its receive.
+        renew = [msg for msg, age in held
+                 if age + self.visibility_timeout < MAX_VISIBILITY_TIMEOUT]
+        for msg in {m.id for m, _ in held} - {m.id for m in renew}:
+            log.warning("message %s has been in flight for 12 hours, the queue's limit: it "
+                        "will be delivered again", msg)
+        try:
+            self.queue.extend_all(renew, self.visibility_timeout)
+        except Exception as exc:  # a missed beat is retried at the next one
+            log.warning("heartbeat for %d message(s) failed: %s", len(renew), exc)

@@ -86,7 +86,10 @@ class AWSSettings:
     queue: str | None = None
     dead_letter_queue: str | None = None
     endpoint_url: str | None = None
-    visibility_timeout: int = 300
+    # How long a received message stays hidden while its worker renews the claim (its
+    # heartbeat); after a crash, how long its files wait. None: the queue's own setting (SQS's
+    # queue attribute, 30 s for queues `dropgz setup-aws` makes; 30 s for the SQLite queue).
+    visibility_timeout: int | None = None
     max_receive_count: int = 5
 
     @property

@@ -7,7 +7,14 @@ One interface (:class:`~dropgz.queues.base.WorkQueue`), one file per backend:
 from __future__ import annotations
 
 from dropgz.core.config import Settings
-from dropgz.queues.base import Consumer, DeadLetter, Message, QueueStats, WorkQueue
+from dropgz.queues.base import (
+    DEFAULT_CLAIM_SECONDS,
+    Consumer,
+    DeadLetter,
+    Message,
+    QueueStats,
+    WorkQueue,
+)
 
 __all__ = ["Consumer", "DeadLetter", "Message", "QueueStats", "WorkQueue", "open_work_queue"]
 
@@ -23,5 +30,6 @@ def open_work_queue(settings: Settings) -> WorkQueue:
     from dropgz.queues.sqlite import SQLiteWorkQueue
 
     return SQLiteWorkQueue(settings.service.data_path / QUEUE_FILE,
-                           visibility_timeout=settings.aws.visibility_timeout,
+                           visibility_timeout=(settings.aws.visibility_timeout
+                                               or DEFAULT_CLAIM_SECONDS),
                            max_receive_count=settings.aws.max_receive_count)

@@ -10,6 +10,11 @@ SQS's delivery model, whatever the backend:
 * a consumer may give a message back (``release``), keep it longer (``extend``, a
   heartbeat) or give up on it (``dead_letter``, with a reason).
 
+Claims are short and renewed: ``visibility_timeout`` (:data:`DEFAULT_CLAIM_SECONDS` unless
+configured) is both how long a receive hides a message and how far each heartbeat of the
+worker pushes it out, every third of it. A worker that dies stops renewing, so its files
+are visible again — and taken by another worker — within one claim, whatever their size.
+
 Backends (``sqs.py``, ``sqlite.py``) write the primitives (the ``_``-methods); argument
 checks and the :class:`Consumer` iterator live here once.
 """
@@ -32,7 +37,14 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 10  # MaxNumberOfMessages, and entries per SendMessageBatch
 MAX_WAIT_TIME_SECONDS = 20  # WaitTimeSeconds (long polling)
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
+# (a message may stay in flight at most 12 h after its receive, however often it is extended)
 MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
+# The claim a worker holds on a message it works on, renewed by its heartbeat. 30 s is also
+# SQS's default VisibilityTimeout: a SIGKILLed worker's files come back within 30 s and
+# another worker finishes them well inside a minute, at one ChangeMessageVisibility per 10
+# in-flight messages every 10 s.
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
+DEFAULT_CLAIM_SECONDS = 30
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
 # 256 KiB is the limit every existing queue accepts (1 MiB was announced in 2026); it is
 # also the total of one SendMessageBatch.
@@ -156,6 +168,17 @@ class WorkQueue(ABC):
         check_range("seconds", seconds, 1, MAX_VISIBILITY_TIMEOUT)
         self._change_visibility(message, float(seconds))
 
+    def extend_all(self, messages: Sequence[Message], seconds: float) -> None:
+        """Heartbeat for many: keep each message hidden for ``seconds`` from now.
+
+        A message no longer held is logged and skipped, like :meth:`extend` does; the
+        others are still extended. Raises ``TransientError`` when the queue is unreachable.
+        """
+        check_range("seconds", seconds, 1, MAX_VISIBILITY_TIMEOUT)
+        messages = list(messages)
+        if messages:
+            self._extend_all(messages, float(seconds))
+
     def dead_letter(self, message: Message, reason: str) -> None:
         """Give up: move the message to the dead-letter queue with ``reason``."""
         if not isinstance(reason, str) or not reason.strip():
@@ -209,6 +232,11 @@ class WorkQueue(ABC):
     def _change_visibility(self, message: Message, seconds: float) -> None:
         """Hide the message for ``seconds`` from now (0: visible now). A message no longer
         held (``handle`` stale) is logged and left alone."""
+
+    def _extend_all(self, messages: list[Message], seconds: float) -> None:
+        """One call per message; backends with a batch call override this."""
+        for message in messages:
+            self._change_visibility(message, seconds)
 
     @abstractmethod
     def _dead_letter(self, message: Message, reason: str) -> None: ...

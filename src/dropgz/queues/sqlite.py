@@ -25,7 +25,13 @@ from pathlib import Path
 
 from dropgz.core.errors import DropgzError, TransientError
 from dropgz.core.logs import fields
-from dropgz.queues.base import DeadLetter, Message, QueueStats, WorkQueue
+from dropgz.queues.base import (
+    DEFAULT_CLAIM_SECONDS,
+    DeadLetter,
+    Message,
+    QueueStats,
+    WorkQueue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ _SCHEMA = (
 class SQLiteWorkQueue(WorkQueue):
     """A :class:`~dropgz.queues.base.WorkQueue` in the SQLite file at ``path``."""
 
-    def __init__(self, path: str | Path, visibility_timeout: int = 300,
+    def __init__(self, path: str | Path, visibility_timeout: int = DEFAULT_CLAIM_SECONDS,
                  max_receive_count: int = 5) -> None:
         super().__init__(visibility_timeout, max_receive_count)
         self.path = Path(path)
@@ -196,6 +202,18 @@ class SQLiteWorkQueue(WorkQueue):
             changed = conn.execute("UPDATE messages SET visible_at = ? WHERE id = ? AND handle = ?",
                                    (time.time() + seconds, message.id, message.handle)).rowcount
         if not changed:
+            _lost("change visibility of", message)
+
+    def _extend_all(self, messages: list[Message], seconds: float) -> None:
+        lost = []
+        with self._write() as conn:  # one transaction (one fsync) for the whole heartbeat
+            visible_at = time.time() + seconds
+            for message in messages:
+                if not conn.execute(
+                        "UPDATE messages SET visible_at = ? WHERE id = ? AND handle = ?",
+                        (visible_at, message.id, message.handle)).rowcount:
+                    lost.append(message)
+        for message in lost:
             _lost("change visibility of", message)
 
     def _dead_letter(self, message: Message, reason: str) -> None:

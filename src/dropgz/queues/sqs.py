@@ -27,6 +27,7 @@ from dropgz.core.config import Settings
 from dropgz.core.errors import ConfigError, DropgzError, TransientError
 from dropgz.core.logs import fields
 from dropgz.queues.base import (
+    DEFAULT_CLAIM_SECONDS,
     MAX_BATCH,
     MAX_BODY_BYTES,
     MAX_WAIT_TIME_SECONDS,
@@ -104,14 +105,27 @@ class SQSWorkQueue(WorkQueue):
 
     ``client`` is a boto3 SQS client (see :func:`make_client`); ``max_receive_count``
     must match the queue's redrive policy, which is what SQS enforces
-    (:meth:`from_settings` reads it from the queue). ``visibility_timeout`` is sent with
-    every receive, so it wins over the queue's own default.
+    (:meth:`from_settings` reads it from the queue).
+
+    The claim: a ``visibility_timeout`` given here is sent with every receive and is what
+    each heartbeat renews. Left out (None), receives carry none, so the queue's own
+    ``queue_visibility_timeout`` applies to them (30 s for a queue ``dropgz setup-aws``
+    made, as for SQS's own default), and heartbeats renew the claim for that long, but
+    never for more than :data:`~dropgz.queues.base.DEFAULT_CLAIM_SECONDS`: a crashed
+    worker's files come back quickly even from a queue configured with a long timeout.
     """
 
     def __init__(self, client: Any, queue_url: str, dead_letter_url: str, *,
-                 visibility_timeout: int = 300, max_receive_count: int = 5,
-                 region: str = "?") -> None:
-        super().__init__(visibility_timeout, max_receive_count)
+                 visibility_timeout: int | None = None,
+                 queue_visibility_timeout: int = DEFAULT_CLAIM_SECONDS,
+                 max_receive_count: int = 5, region: str = "?") -> None:
+        # A queue attribute of 0 would leave received messages unclaimed: claim explicitly.
+        self._receive_visibility = visibility_timeout if visibility_timeout is not None or \
+            queue_visibility_timeout >= 1 else DEFAULT_CLAIM_SECONDS
+        claim = visibility_timeout if visibility_timeout is not None else \
+            max(1, min(queue_visibility_timeout, DEFAULT_CLAIM_SECONDS))
+        super().__init__(claim, max_receive_count)
+        self.queue_visibility_timeout = queue_visibility_timeout
         self.client = client
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
@@ -128,7 +142,7 @@ class SQSWorkQueue(WorkQueue):
         url = _queue_url(client, queue, aws.region)
         with _translated("GetQueueAttributes", queue_name(queue), aws.region):
             attributes = client.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+                QueueUrl=url, AttributeNames=["RedrivePolicy", "VisibilityTimeout"])["Attributes"]
         max_receive_count = aws.max_receive_count
         dead_letter = aws.dead_letter_name
         if "RedrivePolicy" in attributes:
@@ -140,8 +154,15 @@ class SQSWorkQueue(WorkQueue):
                         "never dead-lettered by SQS (run `dropgz setup-aws`)", queue_name(queue))
         assert dead_letter is not None  # queue is set, so dead_letter_name is too
         dead_letter_url = _queue_url(client, dead_letter, aws.region)
+        own = int(attributes.get("VisibilityTimeout", DEFAULT_CLAIM_SECONDS))
+        if aws.visibility_timeout is None and own > DEFAULT_CLAIM_SECONDS:
+            log.warning("SQS queue %s hides a received message for %d s (its "
+                        "VisibilityTimeout): the files of a worker that dies before its first "
+                        "heartbeat wait that long; `dropgz setup-aws` sets %d s",
+                        queue_name(queue), own, DEFAULT_CLAIM_SECONDS)
         return cls(client, url, dead_letter_url, visibility_timeout=aws.visibility_timeout,
-                   max_receive_count=max_receive_count, region=aws.region)
+                   queue_visibility_timeout=own, max_receive_count=max_receive_count,
+                   region=aws.region)
 
     def __repr__(self) -> str:
         return f"SQSWorkQueue({self.queue_url!r})"
@@ -184,11 +205,12 @@ class SQSWorkQueue(WorkQueue):
             f"after {SEND_ATTEMPTS} attempts: {first.get('Code')}: {first.get('Message')}")
 
     def _receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
+        claim = ({} if self._receive_visibility is None
+                 else {"VisibilityTimeout": self._receive_visibility})
         with self._call("ReceiveMessage"):
             answer = self.client.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=max_messages,
-                WaitTimeSeconds=math.ceil(wait_seconds),
-                VisibilityTimeout=self.visibility_timeout,
+                WaitTimeSeconds=math.ceil(wait_seconds), **claim,
                 # (MessageSystemAttributeNames is the newer name; both are accepted.)
                 AttributeNames=["ApproximateReceiveCount"])
         return [Message(id=m["MessageId"], body=m["Body"], handle=m["ReceiptHandle"],
@@ -212,6 +234,22 @@ class SQSWorkQueue(WorkQueue):
                     VisibilityTimeout=math.ceil(seconds))
         except _StaleReceipt:
             _lost("change visibility of", message)
+
+    def _extend_all(self, messages: list[Message], seconds: float) -> None:
+        for start in range(0, len(messages), MAX_BATCH):
+            batch = messages[start:start + MAX_BATCH]
+            entries = [{"Id": str(i), "ReceiptHandle": m.handle,
+                        "VisibilityTimeout": math.ceil(seconds)} for i, m in enumerate(batch)]
+            with self._call("ChangeMessageVisibilityBatch"):
+                answer = self.client.change_message_visibility_batch(
+                    QueueUrl=self.queue_url, Entries=entries)
+            for failed in answer.get("Failed", []):
+                message = batch[int(failed["Id"])]
+                if failed.get("Code") in _STALE_RECEIPT:
+                    _lost("change visibility of", message)
+                else:
+                    log.warning("could not extend message %s: %s: %s", message.id,
+                                failed.get("Code"), failed.get("Message"))
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         # Two calls, not atomic: a crash in between leaves the message in both queues,
@@ -307,7 +345,7 @@ def ensure_queues(settings: Settings) -> tuple[str, str]:
         main_url = _create_or_update(client, main, aws.region, {
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
                                          "maxReceiveCount": aws.max_receive_count}),
-            "VisibilityTimeout": str(aws.visibility_timeout),
+            "VisibilityTimeout": str(aws.visibility_timeout or DEFAULT_CLAIM_SECONDS),
             "MessageRetentionPeriod": str(MESSAGE_RETENTION_SECONDS),
             "ReceiveMessageWaitTimeSeconds": str(MAX_WAIT_TIME_SECONDS),
         })
