@@ -105,4 +105,7 @@ def test_serve_compresses_every_new_file(queue: str, tmp_path: Path, request) ->
         log = log_path.read_text()
         for secret in (emulator.token, emulator.app_secret):
             assert secret not in log
+        # The workers held no credential: their tokens came from serve's own web tier.
+        assert log.count(f"tokens=from http://127.0.0.1:{port}") == 2, log[-3000:]
+        assert (tmp_path / "data" / "internal_key").stat().st_mode & 0o777 == 0o600
 

@@ -22,6 +22,7 @@ import waitress
 from waitress import wasyncore
 
 from dropgz.cli.common import config_option, load, log_level_option
+from dropgz.core.config import Settings
 from dropgz.core.errors import ConfigError, DropgzError
 from dropgz.core.logs import fields
 from dropgz.core.retries import describe
@@ -65,6 +66,22 @@ def _serve_until_signal(server: Any, push_queue: LocalPushQueue) -> None:
     server.task_dispatcher.shutdown()
 
 
+def _watch_seed_account(settings: Settings, svc: Services) -> None:
+    """Start watching the account of ``[Dropbox] token`` now (the seed's deployment)."""
+    assert svc.accounts is not None
+    try:
+        account = init_account(settings, svc.state, svc.accounts.client(),
+                               page_limit=svc.page_limit)
+        log.info("watching: %s", fields(account=account))
+    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
+        # Not fatal: the reconcile task the dispatcher runs at start tries again. With a
+        # known account id, watching starts now anyway (the first run lists from scratch
+        # and keeps files modified from this moment).
+        log.warning("could not reach Dropbox at start-up: %s", fields(error=describe(exc)))
+        if settings.dropbox.account_id:
+            svc.state.add_account(settings.dropbox.account_id, watch_start=utcnow())
+
+
 @click.command("web")
 @config_option
 @log_level_option
@@ -81,17 +98,12 @@ def command(config_path: Path | None, log_level: str, host: str, port: int) -> N
     push_queue = LocalPushQueue.from_settings(settings)
     app = create_app(settings, push_queue=push_queue)
     svc: Services = app.extensions["dropgz"]
-    try:
-        account = init_account(settings, svc.state, svc.accounts.client(),
-                               page_limit=svc.page_limit)
-        log.info("watching: %s", fields(account=account))
-    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
-        # Not fatal: the reconcile task the dispatcher runs at start tries again. With a
-        # known account id, watching starts now anyway (the first run lists from scratch
-        # and keeps files modified from this moment).
-        log.warning("could not reach Dropbox at start-up: %s", fields(error=describe(exc)))
-        if settings.dropbox.account_id:
-            svc.state.add_account(settings.dropbox.account_id, watch_start=utcnow())
+    if svc.accounts is not None:
+        _watch_seed_account(settings, svc)
+    if settings.dropbox.redirect_uri:
+        log.info("users connect at: %s", fields(
+            url=settings.dropbox.redirect_uri.rsplit("/", 1)[0],
+            accounts=svc.state.count_accounts()))
     server = waitress.create_server(app, host=host, port=port, threads=WAITRESS_THREADS)
     own = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 - comparing
     if ":" in own:

@@ -16,7 +16,9 @@ from dropbox.exceptions import AuthError, BadInputError
 
 from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.compression.compress import FileCompressor
+from dropgz.compression.internal_client import InternalClient
 from dropgz.compression.memory import pin_mmap_threshold
+from dropgz.compression.tokens import BrokeredCompressors, TokenSource
 from dropgz.compression.worker import CompressorLookup, Worker
 from dropgz.core.config import Settings
 from dropgz.core.errors import ConfigError
@@ -42,6 +44,15 @@ def single_account(settings: Settings) -> CompressorLookup:
         return compressor if account == known[0] else None
 
     return lookup
+
+
+def brokered(settings: Settings) -> CompressorLookup:
+    """Tokens from the web tier (``[Service] web_url``): any connected account, and this
+    host holds no Dropbox credential (dropgz.compression.tokens)."""
+    key = settings.require("Service", "internal_key")
+    client = InternalClient(settings.service.web_url or "", key)
+    return BrokeredCompressors(TokenSource(client), settings.dropbox, settings.compression,
+                               pool_size=settings.service.concurrency + 4)
 
 
 def verify_credentials(settings: Settings) -> None:
@@ -84,20 +95,27 @@ def install_signal_handlers(worker: Worker) -> None:
 def command(config_path: Path | None, log_level: str, concurrency: int | None,
             burst: bool) -> None:
     """Compression tier: take work messages (SQS, or the embedded SQLite queue), write
-    name.gz beside each file. Runs until SIGTERM/SIGINT (first: finish in-flight files)."""
+    name.gz beside each file. Runs until SIGTERM/SIGINT (first: finish in-flight files).
+    With [Service] web_url, Dropbox tokens for every connected account come from the web
+    tier; otherwise the [Dropbox] token's account is served."""
     settings = load(config_path, log_level)
-    settings.require_dropbox_credentials()
+    if settings.service.web_url:
+        lookup, tokens = brokered(settings), f"from {settings.service.web_url}"
+    else:
+        settings.require_dropbox_credentials()
+        verify_credentials(settings)
+        lookup, tokens = single_account(settings), "[Dropbox] settings"
     pin_mmap_threshold()  # memory stays flat with file size: see dropgz.compression.memory
-    verify_credentials(settings)
     queue = open_work_queue(settings)
     ledger = Ledger.in_dir(settings.service.data_path)
-    worker = Worker(queue, single_account(settings),
+    worker = Worker(queue, lookup,
                     concurrency=concurrency or settings.service.concurrency,
                     on_outcome=ledger.record)
     install_signal_handlers(worker)
-    log.info("worker started: queue=%s concurrency=%d claim=%ds compressor=%s level=%d",
-             settings.aws.queue or "sqlite", worker.concurrency, worker.visibility_timeout,
-             settings.compression.compressor, settings.compression.level)
+    log.info("worker started: queue=%s concurrency=%d claim=%ds compressor=%s level=%d "
+             "tokens=%s", settings.aws.queue or "sqlite", worker.concurrency,
+             worker.visibility_timeout, settings.compression.compressor,
+             settings.compression.level, tokens)
     report = worker.work(burst=burst)
     queue.close()
     ledger.close()

@@ -25,18 +25,29 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from dropgz.compression.compress import FileCompressor, Outcome
+from dropgz.compression.compress import Outcome
 from dropgz.core import message as messages
 from dropgz.core.errors import BadMessage, TransientError
 from dropgz.core.logs import fields
+from dropgz.core.message import WorkItem
 from dropgz.core.retries import Decision, RetryPolicy
 from dropgz.queues.base import MAX_VISIBILITY_TIMEOUT, Message, WorkQueue
 
 log = logging.getLogger(__name__)
 
+
+
+class Compressor(Protocol):
+    """Compresses one file (:class:`~dropgz.compression.compress.FileCompressor`, or
+    :class:`~dropgz.compression.tokens.BrokeredCompressor` with tokens from the web tier)."""
+
+    def run(self, item: WorkItem) -> Outcome: ...
+
+
 # Compressor for a message's account (None: the account is unknown here).
-CompressorLookup = Callable[[str | None], FileCompressor | None]
+CompressorLookup = Callable[[str | None], Compressor | None]
 # Pause before polling again after the work queue could not be reached.
 RECEIVE_RETRY_SECONDS = 1.0
 

@@ -23,7 +23,8 @@ from dropgz.pushqueue import PushQueue, open_push_queue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 from dropgz.queues.base import WorkQueue
 from dropgz.state import CredentialMissing, StateStore, open_state_store
-from dropgz.web import delta, tasks, webhook
+from dropgz.web import delta, internal, tasks, webhook
+from dropgz.web.credentials import AccountCredentials
 from dropgz.web.services import Services
 
 # A notification lists account ids (~45 bytes each): 512 KiB is over 10,000 accounts,
@@ -69,7 +70,8 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
                lease_seconds: float = delta.LEASE_SECONDS) -> Flask:
     """The WSGI app. Raises ConfigError when ``[Dropbox] secret`` (the webhook key) is unset."""
     secret = settings.require("Dropbox", "secret")
-    settings.require_dropbox_credentials()
+    if not settings.dropbox.redirect_uri:  # serving only the seed's account: it needs a token
+        settings.require_dropbox_credentials()
     if not 1 <= page_limit <= delta.MAX_PAGE_LIMIT:
         raise ValueError(f"page_limit must be 1..{delta.MAX_PAGE_LIMIT}, got {page_limit}")
     state = state if state is not None else open_state_store(settings)
@@ -77,12 +79,15 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     app = Flask("dropgz")
     app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, DEBUG=False,
                       JSON_SORT_KEYS=False)
+    seed = (Accounts(settings.dropbox, dropbox_factory or default_dropbox_factory)
+            if settings.dropbox.has_credentials() else None)
     app.extensions["dropgz"] = Services(
         settings=settings,
         webhook_secret=secret,
         push_queue=push_queue if push_queue is not None else open_push_queue(settings),
         state=state,
-        accounts=Accounts(settings.dropbox, dropbox_factory or default_dropbox_factory),
+        accounts=seed,
+        credentials=AccountCredentials(settings, state, seed, dropbox_factory),
         open_work_queue=(lambda: work_queue) if work_queue is not None
         else _default_work_queue(settings),
         bucket_seconds=bucket_seconds, page_limit=page_limit, lease_seconds=lease_seconds,
@@ -91,6 +96,7 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     )
     app.register_blueprint(webhook.bp)
     app.register_blueprint(tasks.bp)
+    app.register_blueprint(internal.bp)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -21,6 +21,7 @@ from dropgz.pushqueue import PushQueue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 from dropgz.queues.base import WorkQueue
 from dropgz.state import StateStore
+from dropgz.web.credentials import AccountCredentials
 from dropgz.web.delta import LEASE_SECONDS, MAX_PAGE_LIMIT
 
 
@@ -32,7 +33,8 @@ class Services:
     webhook_secret: Secret
     push_queue: PushQueue
     state: StateStore
-    accounts: Accounts
+    accounts: Accounts | None  # the seed's account (None: no [Dropbox] token configured)
+    credentials: AccountCredentials  # every account served: the seed's and connected ones
     open_work_queue: Callable[[], WorkQueue]
     bucket_seconds: float = DEFAULT_BUCKET_SECONDS
     page_limit: int = MAX_PAGE_LIMIT

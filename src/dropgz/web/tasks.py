@@ -13,16 +13,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dropbox
+from dropbox.exceptions import AuthError
 from flask import Blueprint, Response, jsonify, request
 
 from dropgz.core.errors import DropgzError, RateLimited, TransientError
 from dropgz.core.logs import fields
 from dropgz.core.retries import describe
 from dropgz.pushqueue.base import delta_task
-from dropgz.state.base import LeaseLost
+from dropgz.state.base import NEEDS_RECONNECT, WATCHING, LeaseLost
+from dropgz.web.credentials import NeedsReconnect
 from dropgz.web.delta import (
     BUSY_RETRY_SECONDS,
     AccountBusy,
+    DeltaResult,
     dropbox_errors,
     init_account,
     run_delta,
@@ -32,6 +35,7 @@ from dropgz.web.services import services
 log = logging.getLogger(__name__)
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+RECONCILE_PAGE = 1000  # accounts read from the state store per call
 
 
 def _answer(status: int, **body: Any) -> Response:
@@ -68,7 +72,8 @@ def _payload() -> tuple[str, datetime | None]:
 
 @bp.post("/delta")
 def delta() -> Response:
-    """Run the delta for the task's account. 2xx = done; anything else = retry later."""
+    """Run the delta for the task's account. 2xx = done (or never to be done: an account
+    not served here, or one whose access Dropbox refused); anything else = retry later."""
     svc = services()
     try:
         account, notified_at = _payload()
@@ -76,14 +81,16 @@ def delta() -> Response:
         return _answer(400, error=str(exc))
     try:
         with dropbox_errors():
-            dbx = svc.accounts.client_for(account)
+            dbx = svc.credentials.client_for(account)
         if dbx is None:
-            log.info("notification for an account not configured here: %s",
+            log.info("notification for an account not served here: %s",
                      fields(account=account))
             return _answer(200, account=account, ignored="unknown account")
-        result = run_delta(account, dbx, state=svc.state, work_queue=svc.work_queue(),
-                           rules=svc.settings.compression, notified_at=notified_at,
-                           page_limit=svc.page_limit, lease_seconds=svc.lease_seconds)
+        result = _run_delta(account, dbx, notified_at)
+    except NeedsReconnect as exc:
+        # Retrying cannot help until the user connects again (which resumes the account).
+        log.info("delta skipped: %s", fields(account=account, reason="needs reconnect"))
+        return _answer(200, account=account, ignored="needs reconnect", reason=exc.reason)
     except AccountBusy as exc:
         return _retry_later(409, str(exc), BUSY_RETRY_SECONDS)
     except RateLimited as exc:
@@ -100,6 +107,20 @@ def delta() -> Response:
                    files=result.files, sent=result.sent, skipped=result.skipped)
 
 
+def _run_delta(account: str, dbx: dropbox.Dropbox, notified_at: datetime | None) -> DeltaResult:
+    """:func:`run_delta`; a 401 (token refused) is checked against the grant: gone →
+    :class:`NeedsReconnect`, else the error stands and the task is retried with a new token."""
+    svc = services()
+    try:
+        return run_delta(account, dbx, state=svc.state, work_queue=svc.work_queue(),
+                         rules=svc.settings.compression, notified_at=notified_at,
+                         page_limit=svc.page_limit, lease_seconds=svc.lease_seconds)
+    except AuthError:
+        with dropbox_errors():
+            svc.credentials.rejected(account)
+        raise
+
+
 def _retry_later(status: int, message: str, seconds: float) -> Response:
     response = _answer(status, error=message)
     response.headers["Retry-After"] = str(max(1, round(seconds)))
@@ -107,20 +128,44 @@ def _retry_later(status: int, message: str, seconds: float) -> Response:
 
 
 def reconcile_accounts() -> dict[str, int]:
-    """Queue a delta task for every known account (and start watching the configured one)."""
+    """Queue a delta task for every account being watched (and start watching the seed's)."""
     svc = services()
-    accounts = set(svc.state.accounts())
-    try:
-        with dropbox_errors():
-            owner = svc.accounts.owner_id()
-        accounts.add(init_account(svc.settings, svc.state, svc.accounts.client(),
-                                  account=owner, page_limit=svc.page_limit))
-    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
-        log.warning("reconcile could not check the configured account: %s",
-                    fields(error=describe(exc)))
+    accounts: set[str] = set()
+    seed = _check_seed_account()
+    if seed is not None:
+        accounts.add(seed)
+    after: str | None = None
+    while page := svc.state.list_accounts(after=after, limit=RECONCILE_PAGE):
+        accounts.update(r.account for r in page if r.status != NEEDS_RECONNECT)
+        after = page[-1].account
     tasks = [delta_task(a, bucket_seconds=svc.bucket_seconds) for a in sorted(accounts)]
     added = svc.push_queue.add(tasks)
     return {"accounts": len(tasks), "queued": sum(added)}
+
+
+def _check_seed_account() -> str | None:
+    """The seed's account id once it is watched, or None. A seed account marked
+    needs_reconnect goes back to watching when its credentials work again (fixed settings)."""
+    svc = services()
+    if svc.accounts is None:
+        return None
+    try:
+        with dropbox_errors():
+            owner = svc.accounts.owner_id()
+            account = init_account(svc.settings, svc.state, svc.accounts.client(),
+                                   account=owner, page_limit=svc.page_limit)
+            record = svc.state.get(account)
+            if record is not None and record.status == NEEDS_RECONNECT \
+                    and not record.has_credential:
+                svc.accounts.client().users_get_current_account()
+                svc.state.set_account_status(account, WATCHING)
+                log.info("account resumed: %s", fields(account=account,
+                                                       reason="settings credentials work"))
+    except (DropgzError, dropbox.exceptions.DropboxException) as exc:
+        log.warning("reconcile could not check the configured account: %s",
+                    fields(error=describe(exc)))
+        return None
+    return account
 
 
 @bp.post("/reconcile")
