@@ -26,6 +26,7 @@ from dropgz.pushqueue.local import (
 )
 from dropgz.web.webhook import SIGNATURE_HEADER as DROPBOX_SIGNATURE
 from tests.compression.conftest import text_bytes
+from tests.fixtures.peers import wait_for
 from tests.reliability.harness import Pipeline, World, check_invariants, clean_env, notify_body
 
 
@@ -41,6 +42,13 @@ def _delta_tasks_queued(pipe: Pipeline) -> int:
         return conn.execute("SELECT COUNT(*) FROM tasks WHERE url = '/tasks/delta'").fetchone()[0]
 
 
+def _reconcile_done(pipe: Pipeline) -> bool:
+    import sqlite3
+    with sqlite3.connect(pipe.workdir / "data" / "pushqueue.sqlite3") as conn:
+        return bool(conn.execute("SELECT COUNT(*) FROM tasks WHERE url = '/tasks/reconcile' "
+                                 "AND done_at IS NOT NULL").fetchone()[0])
+
+
 def test_hostile_webhook_and_task_requests(pipeline: tuple[Any, Pipeline], world: World) -> None:
     """Webhook and /tasks/*: bad signatures, bad bodies, huge body, forged tasks, XSS challenge"""
     emulator, pipe = pipeline
@@ -49,6 +57,10 @@ def test_hostile_webhook_and_task_requests(pipeline: tuple[Any, Pipeline], world
     pipe.start_web()
     url, secret = pipe.base_url, emulator.app_secret
     good = notify_body(emulator.account_id)
+    # The genuine traffic of the start settles first: the emulator's retried notification of
+    # the upload above, and the start-up reconcile (each may queue a delta task).
+    wait_for(lambda: emulator.webhooks()["delivered"] >= 1, what="upload's webhook delivered")
+    wait_for(lambda: _reconcile_done(pipe), what="start-up reconcile delivered")
     queued_before = _delta_tasks_queued(pipe)
     cases: list[tuple[str, requests.Response, int]] = []
 
