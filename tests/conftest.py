@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.peers",
     "tests.fixtures.emulator",
     "tests.fixtures.moto",
+    "tests.fixtures.scenarios",
 ]

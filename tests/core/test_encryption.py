@@ -10,7 +10,8 @@ from dropgz.core.encryption import DecryptionFailed, TokenCipher
 from dropgz.core.errors import ConfigError
 from dropgz.core.secret import Secret
 
-KEY = Fernet.generate_key().decode()
+# A fixed key, so test ids are the same in every process (pytest-xdist compares them).
+KEY = "Y0F4DZLP082fpDHrpJAdg7ZL_mWA0IFLaGayljVe_UU="
 
 
 def test_round_trip_and_no_plaintext() -> None:

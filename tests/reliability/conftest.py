@@ -1,7 +1,8 @@
 """Reliability suite: scenario bookkeeping and the end-of-session scenario table.
 
 Each test is one scenario; its docstring's first line names it in the table printed at the
-end of the run (``pytest tests/reliability``). Scenarios marked ``soak`` are long and run
+end of the run (``pytest tests/reliability``; tests/fixtures/scenarios.py keeps the table).
+Scenarios marked ``soak`` are long and run
 only with ``DROPGZ_SOAK=1``.
 """
 
@@ -18,7 +19,6 @@ from tests.fixtures.peers import free_port
 from tests.reliability.harness import Pipeline, World
 
 SOAK = os.environ.get("DROPGZ_SOAK") == "1"
-_OUTCOMES: dict[str, tuple[str, str, float]] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,37 +32,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "soak" in item.keywords:
             item.add_marker(skip)
-
-
-def _scenario(item: pytest.Item) -> str:
-    doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
-    title = doc[0] if doc else item.name
-    param = getattr(item, "callspec", None)
-    return f"{title} [{param.id}]" if param is not None else title
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if "tests/reliability" not in item.nodeid:
-        return
-    key = item.nodeid
-    if report.when == "call" or report.outcome != "passed":
-        status = "xfail" if hasattr(report, "wasxfail") else report.outcome
-        previous = _OUTCOMES.get(key)
-        if previous is None or previous[1] == "passed":
-            _OUTCOMES[key] = (_scenario(item), status, report.duration)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _OUTCOMES:
-        return
-    terminalreporter.section("dropgz reliability scenarios")
-    width = max(len(title) for title, _, _ in _OUTCOMES.values())
-    terminalreporter.write_line(f"{'scenario':<{width}}  {'outcome':<8}  seconds")
-    for title, status, seconds in _OUTCOMES.values():
-        terminalreporter.write_line(f"{title:<{width}}  {status.upper():<8}  {seconds:7.1f}")
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_the_right_key_starts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("key", "problem"), [
     (None, "missing (the state store holds connected accounts' refresh tokens)"),
     (Fernet.generate_key().decode(), "does not decrypt the stored refresh tokens"),
-])
+], ids=["missing", "wrong"])
 def test_a_missing_or_wrong_key_is_a_config_error(tmp_path: Path, key: str | None,
                                                   problem: str) -> None:
     store_one_account(tmp_path)
