@@ -18,7 +18,8 @@ from tests.fixtures.emulator import start_emulator
 
 FLAGS = ("--host", "--port", "--root", "--token", "--app-key", "--app-secret",
          "--refresh-token", "--account-id", "--webhook-url", "--tls-cert", "--tls-key",
-         "--latency-ms", "--fail-rate", "--seed", "--token-ttl", "--retry-after")
+         "--latency-ms", "--fail-rate", "--seed", "--token-ttl", "--retry-after", "--accounts",
+         "--app-name", "--redirect-uri", "--auth-code-ttl")
 
 
 def test_dropgz_emulator_help_documents_every_flag() -> None:
@@ -65,7 +66,7 @@ def test_signals_stop_cleanly(signum: signal.Signals, tmp_path: Path) -> None:
     try:
         ready = json.loads(process.stdout.readline())
         assert set(ready) >= {"event", "url", "token", "app_key", "app_secret",
-                              "refresh_token", "account_id", "root"}
+                              "refresh_token", "account_id", "root", "accounts"}
         process.send_signal(signum)
         assert process.wait(10) == 0
     finally:

@@ -9,11 +9,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.emulator import EmulatorProcess
+from tests.fixtures.emulator import EmulatorProcess, start_emulator
 
 
 class Receiver:
@@ -22,12 +23,18 @@ class Receiver:
     def __init__(self) -> None:
         self.deliveries: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []  # answers to give, in order; then 200
+        # While cleared, a delivery is held unanswered (``arrived`` tells one is waiting).
+        self.gate = threading.Event()
+        self.gate.set()
+        self.arrived = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived.set()
+                receiver.gate.wait(10)
                 with receiver._lock:
                     receiver.deliveries.append((dict(self.headers), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -111,3 +118,26 @@ def test_no_webhook_without_changes(http_server: EmulatorProcess, receiver: Rece
     dbx.users_get_current_account()
     time.sleep(0.4)
     assert receiver.deliveries == []
+
+
+def test_one_notification_names_every_account_that_changed(receiver: Receiver,
+                                                           tmp_path: Path) -> None:
+    with start_emulator(tmp_path, accounts=3, webhook_url=receiver.url) as emulator:
+        first, second = emulator.account(1), emulator.account(2)
+        # Given a first notification (for account 1) held by the receiver, then refused
+        receiver.gate.clear()
+        receiver.statuses = [503]
+        emulator.client(account=1).files_upload(b"1", "/one.txt")
+        assert receiver.arrived.wait(10)
+        # When account 2 changes while that delivery is in flight
+        emulator.client(account=2).files_upload(b"2", "/two.txt")
+        receiver.gate.set()
+        # Then the retry carries both accounts in one signed notification
+        receiver.wait_for(lambda: len(receiver.deliveries) >= 2)
+        headers, body = receiver.deliveries[1]
+        expected = hmac.new(emulator.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Dropbox-Signature"], expected)
+        payload = json.loads(body)
+        assert payload["list_folder"]["accounts"] == [first.account_id, second.account_id]
+        assert len(set(payload["delta"]["users"])) == 2
+        assert emulator.account(3).account_id not in body.decode()

@@ -1,62 +1,69 @@
-"""The emulated Dropbox account without HTTP: state, route table, faults, stats, webhooks.
+"""The emulated Dropbox without HTTP: accounts, tokens, OAuth, route table, faults, stats,
+webhooks.
 
 :class:`Emulator` wires the pieces together from an :class:`EmulatorConfig`; the HTTP layer
 (:mod:`dropgz.emulator.handler`) only decodes requests, calls a route's handler and encodes
 the answer. Routes are the SDK's own ``bb.Route`` objects, so argument, result and error
-types are exactly those the SDK serializes.
+types are exactly those the SDK serializes. Every ``/2/`` route acts on the account whose
+token the request carries.
 """
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropbox import files, users
+from dropbox import auth, files, users
 
 from dropgz.emulator import content, rpc
-from dropgz.emulator.auth import Tokens
-from dropgz.emulator.config import EmulatorConfig, RuntimeSettings, generate_credentials
+from dropgz.emulator.accounts import Account, account_root, profile
+from dropgz.emulator.auth import Credential, Tokens
+from dropgz.emulator.config import APP_SCOPES, EmulatorConfig, RuntimeSettings, generate_credentials
 from dropgz.emulator.faults import FaultInjector
-from dropgz.emulator.listing import CursorCodec, Lister
-from dropgz.emulator.namespace import Namespace
-from dropgz.emulator.paths import STATE_DIR_NAME
-from dropgz.emulator.reconcile import reconcile
-from dropgz.emulator.sessions import Sessions
-from dropgz.emulator.state import StateDB
+from dropgz.emulator.oauth_authorize import Authorizer
+from dropgz.emulator.oauth_codes import AuthCodes
+from dropgz.emulator.oauth_token import TokenEndpoint
 from dropgz.emulator.stats import RequestStats
 from dropgz.emulator.webhooks import WebhookNotifier
-from dropgz.emulator.writes import Writer
+
+_CREDENTIALS = ("token", "app_key", "app_secret", "refresh_token")
 
 
 @dataclass(frozen=True)
 class Route:
-    """One emulated endpoint: the SDK's route object, its style and its handler."""
+    """One emulated endpoint: the SDK's route object, its style and its handler.
+
+    ``handler(account, arg, body)`` acts on the caller's account; a route with
+    ``takes_credential`` gets ``handler(emulator, credential, arg, body)`` instead.
+    """
 
     spec: Any                 # dropbox.stone_base.Route
     handler: Callable[..., Any]
+    namespace: str = "files"
     writes: bool = False      # a write: rate limits say too_many_write_operations
+    takes_credential: bool = False
 
     @property
     def name(self) -> str:
         """The URL name, e.g. ``files/delete_v2``."""
-        namespace = "users" if self.spec in _USERS_ROUTES else "files"
         suffix = f"_v{self.spec.version}" if self.spec.version > 1 else ""
-        return f"{namespace}/{self.spec.name}{suffix}"
+        return f"{self.namespace}/{self.spec.name}{suffix}"
 
     @property
     def style(self) -> str:
         return self.spec.attrs.get("style") or "rpc"
 
 
-_USERS_ROUTES = (users.get_current_account,)
+def _revoke(emu: Emulator, credential: Credential, arg: None, body: Any) -> None:
+    emu.tokens.revoke(credential)
+
 
 ROUTES: dict[str, Route] = {route.name: route for route in (
-    Route(users.get_current_account, rpc.get_current_account),
+    Route(users.get_current_account, rpc.get_current_account, namespace="users"),
+    Route(auth.token_revoke, _revoke, namespace="auth", takes_credential=True),
     Route(files.get_metadata, rpc.get_metadata),
     Route(files.list_folder, rpc.list_folder),
     Route(files.list_folder_continue, rpc.list_folder_continue),
@@ -75,51 +82,81 @@ ROUTES: dict[str, Route] = {route.name: route for route in (
 
 
 class Emulator:
-    """One account kept under ``config.root`` (a new temp folder when None)."""
+    """``config.accounts`` accounts, the first kept under ``config.root`` (a new temp folder
+    when None), the others inside its hidden state folder."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         config.validate()
         self.config = config
         self.root = Path(config.root or tempfile.mkdtemp(prefix="dropgz-emulator-")).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        state_dir = self.root / STATE_DIR_NAME
-        state_dir.mkdir(exist_ok=True)
-        self.staging_dir = state_dir / "tmp"
-        shutil.rmtree(self.staging_dir, ignore_errors=True)  # leftovers of a killed run
-        self.staging_dir.mkdir()
-        self.db = StateDB(state_dir / "state.sqlite3")
-        self.credentials = self._credentials(config)
-        self.account_id = config.account_id
         self.settings = RuntimeSettings(config)
         self.stats = RequestStats()
         self.faults = FaultInjector(self.settings, config.seed)
+        self.accounts: list[Account] = []
+        try:
+            self._open(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, config: EmulatorConfig) -> None:
+        for number in range(1, config.accounts + 1):
+            self.accounts.append(Account(
+                profile(number, config.account_id), account_root(self.root, number),
+                self.settings, journal_limit=config.journal_limit, on_change=self._changed))
+        self.by_id = {account.account_id: account for account in self.accounts}
+        if len(self.by_id) != len(self.accounts):
+            raise ValueError(f"account_id {config.account_id!r} is one the emulator generates "
+                             f"for another account; choose another")
+        first = self.accounts[0]
+        given = {name: getattr(config, name) for name in _CREDENTIALS}
+        self.credentials = self._credentials(first, given)
+        self.account_credentials = [self.credentials] + [
+            self._credentials(account, {}) for account in self.accounts[1:]]
         self.webhooks = WebhookNotifier(
             lambda: self.settings.webhook_url, app_secret=self.credentials["app_secret"],
-            account_id=config.account_id, debounce_seconds=config.webhook_debounce_ms / 1000,
+            debounce_seconds=config.webhook_debounce_ms / 1000,
             retry_seconds=config.webhook_retry_seconds)
-        self.namespace = Namespace(self.db, self.root, state_dir,
-                                   journal_limit=config.journal_limit)
-        self.writer = Writer(self.namespace, on_change=self.webhooks.notify)
-        if reconcile(self.namespace):
-            self.webhooks.notify()
-        codec = CursorCodec(bytes.fromhex(self.db.meta_default("cursor_key",
-                                                               lambda: secrets.token_hex(32))),
-                            self.db.meta_default("instance", lambda: secrets.token_hex(8)))
-        self.lister = Lister(self.namespace, codec)
-        self.sessions = Sessions(self.db, state_dir / "sessions")
-        self.sessions.expire()
-        self.tokens = Tokens(self.db, ttl=config.token_ttl, **self.credentials)
+        for account in self.accounts:
+            if account.reconciled:
+                self.webhooks.notify(account.account_id)
+        self.tokens = Tokens(first.db, ttl=config.token_ttl)
+        for account, credentials in zip(self.accounts, self.account_credentials, strict=True):
+            self.tokens.add_account(account.account_id, token=credentials["token"],
+                                    refresh_token=credentials["refresh_token"],
+                                    scope=" ".join(APP_SCOPES))
+        profiles = [account.profile for account in self.accounts]
+        self.codes = AuthCodes(lambda: self.settings.auth_code_ttl)
+        self.token_endpoint = TokenEndpoint(
+            self.tokens, self.codes, {p.account_id: p for p in profiles},
+            app_key=self.credentials["app_key"], app_secret=self.credentials["app_secret"])
+        self.authorizer = Authorizer(app_key=self.credentials["app_key"],
+                                     app_name=config.app_name, settings=self.settings,
+                                     profiles=profiles, codes=self.codes)
 
-    def _credentials(self, config: EmulatorConfig) -> dict[str, str]:
-        """Given credentials win; missing ones are generated once per root and kept."""
+    @staticmethod
+    def _credentials(account: Account, given: dict[str, str | None]) -> dict[str, str]:
+        """Given credentials win; missing ones are generated once per root and kept. (The
+        app's are the first account's; the other accounts' app fields go unused.)"""
         generated = generate_credentials()
-        return {name: getattr(config, name) or self.db.meta_default(
+        return {name: given.get(name) or account.db.meta_default(
                     f"credential.{name}", lambda name=name: generated[name])
-                for name in ("token", "app_key", "app_secret", "refresh_token")}
+                for name in _CREDENTIALS}
+
+    @property
+    def account_id(self) -> str:
+        """The first account's id."""
+        return self.accounts[0].account_id
+
+    def _changed(self, account_id: str) -> None:
+        self.webhooks.notify(account_id)
 
     def start(self) -> None:
         self.webhooks.start()
 
     def close(self) -> None:
-        self.webhooks.stop()
-        self.db.close()
+        webhooks = getattr(self, "webhooks", None)
+        if webhooks is not None:
+            webhooks.stop()
+        for account in self.accounts:
+            account.close()

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from dropgz.emulator.config import (
     DEFAULT_ACCOUNT_ID,
+    DEFAULT_AUTH_CODE_TTL_SECONDS,
     DEFAULT_TOKEN_TTL_SECONDS,
     FAULT_KINDS,
+    MAX_ACCOUNTS,
     EmulatorConfig,
     parse_fault_kinds,
 )
@@ -27,9 +29,9 @@ from dropgz.emulator.server import EmulatorServer
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Dropbox API v2 emulator: serves /2/<route> and /oauth2/token on "
-        "one port for the unmodified Dropbox SDK. Prints one JSON 'ready' line on stdout, then "
-        "logs to stderr; SIGTERM or SIGINT stops it.")
+        prog=prog, description="Dropbox API v2 emulator: serves /2/<route>, /oauth2/authorize "
+        "and /oauth2/token on one port for the unmodified Dropbox SDK. Prints one JSON 'ready' "
+        "line on stdout, then logs to stderr; SIGTERM or SIGINT stops it.")
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
@@ -62,6 +64,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="changes kept for cursors; older cursors get 'reset' (default 1000000)")
     add("--webhook-retry-seconds", type=float, default=60.0,
         help="how long a failing webhook delivery is retried with backoff (default 60)")
+    add("--accounts", type=int, default=1,
+        help=f"number of emulated users (1..{MAX_ACCOUNTS}, default 1), each with its own "
+        "files, cursors and tokens; the flags above describe the first, the others' "
+        "credentials are generated and printed in the ready line")
+    add("--app-name", default="dropgz",
+        help="the app's name on the OAuth consent page (default dropgz)")
+    add("--redirect-uri", dest="redirect_uris", action="append", default=[],
+        metavar="URI", help="an OAuth redirect URI registered for the app (repeatable); "
+        "/oauth2/authorize refuses any other")
+    add("--auth-code-ttl", type=int, default=DEFAULT_AUTH_CODE_TTL_SECONDS,
+        help=f"seconds an OAuth authorization code stays valid "
+        f"(default {DEFAULT_AUTH_CODE_TTL_SECONDS})")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level (default INFO)")
     return parser
@@ -75,7 +89,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         tls_key=args.tls_key, latency_ms=args.latency_ms, fail_rate=args.fail_rate,
         fail_kinds=args.fail_kinds, seed=args.seed, token_ttl=args.token_ttl,
         retry_after=args.retry_after, journal_limit=args.journal_limit,
-        webhook_retry_seconds=args.webhook_retry_seconds)
+        webhook_retry_seconds=args.webhook_retry_seconds, accounts=args.accounts,
+        app_name=args.app_name, redirect_uris=tuple(args.redirect_uris),
+        auth_code_ttl=args.auth_code_ttl)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

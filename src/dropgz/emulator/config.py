@@ -20,6 +20,15 @@ DEFAULT_ACCOUNT_ID = "dbid:AADdropgzEmulatorAccountId000000000"
 # https://developers.dropbox.com/oauth-guide (expires_in of /oauth2/token)
 DEFAULT_TOKEN_TTL_SECONDS = 14400
 FAULT_KINDS = ("429", "500", "drop")
+# --accounts: each account is a namespace with its own SQLite file; a thousand is what the
+# multi-user benchmark needs and stays far below the file-descriptor limit.
+MAX_ACCOUNTS = 1000
+# The scopes the emulated app has (App Console "Permissions"): what dropgz needs, plus metadata
+# writes. https://developers.dropbox.com/oauth-guide#dropbox-api-permissions
+APP_SCOPES = ("account_info.read", "files.content.read", "files.content.write",
+              "files.metadata.read", "files.metadata.write")
+# An authorization code lives ten minutes (https://developers.dropbox.com/oauth-guide).
+DEFAULT_AUTH_CODE_TTL_SECONDS = 600
 
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -63,12 +72,23 @@ def _check_non_negative(name: str, value: Any, kind: type = float) -> Any:
     return kind(value)
 
 
-def _check_url(value: Any) -> str | None:
+def _check_url(value: Any, name: str = "webhook_url") -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"webhook_url must be an http(s):// URL, got {value!r}")
+        raise ValueError(f"{name} must be an http(s):// URL, got {value!r}")
     return value
+
+
+def check_redirect_uris(value: Any) -> tuple[str, ...]:
+    """The registered OAuth redirect URIs: a list of http(s) URLs, compared exactly."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"redirect_uris must be a list of http(s):// URLs, got {value!r}")
+    uris = tuple(value)
+    for uri in uris:
+        if not _check_url(uri, "redirect_uris"):
+            raise ValueError(f"redirect_uris must be http(s):// URLs, got {uri!r}")
+    return uris
 
 
 @dataclass
@@ -99,6 +119,12 @@ class EmulatorConfig:
     # Dropbox retries a failed notification with backoff for about ten minutes; tests need less.
     webhook_retry_seconds: float = 60.0
     webhook_debounce_ms: float = 150.0
+    # Emulated users; the first one is the account the flags above describe.
+    accounts: int = 1
+    # OAuth app as the App Console would register it.
+    app_name: str = "dropgz"
+    redirect_uris: tuple[str, ...] = ()
+    auth_code_ttl: int = DEFAULT_AUTH_CODE_TTL_SECONDS
 
     def validate(self) -> None:
         """Raises ValueError with a one-line message naming the bad setting."""
@@ -124,6 +150,34 @@ class EmulatorConfig:
                              f"got {self.upload_limit}")
         if self.journal_limit < 1:
             raise ValueError(f"journal_limit must be >= 1, got {self.journal_limit}")
+        if not 1 <= self.accounts <= MAX_ACCOUNTS:
+            raise ValueError(f"accounts must be between 1 and {MAX_ACCOUNTS}, "
+                             f"got {self.accounts}")
+        if not self.app_name.strip():
+            raise ValueError("app_name must not be empty")
+        check_redirect_uris(self.redirect_uris)
+        _check_non_negative("auth_code_ttl", self.auth_code_ttl, int)
+
+
+def _check_upload_limit(value: Any) -> int:
+    limit = _check_non_negative("upload_limit", value, int)
+    if not 1 <= limit <= UPLOAD_LIMIT_BYTES:
+        raise ValueError(f"upload_limit must be between 1 and {UPLOAD_LIMIT_BYTES}")
+    return limit
+
+
+# How each run-time setting is validated (and normalised) before it is applied.
+_RUNTIME_CHECKS: dict[str, Any] = {
+    "fail_rate": _check_fail_rate,
+    "fail_kinds": parse_fault_kinds,
+    "fail_next": lambda value: _check_non_negative("fail_next", value, int),
+    "latency_ms": lambda value: _check_non_negative("latency_ms", value),
+    "webhook_url": _check_url,
+    "retry_after": lambda value: _check_non_negative("retry_after", value, int),
+    "upload_limit": _check_upload_limit,
+    "redirect_uris": check_redirect_uris,
+    "auth_code_ttl": lambda value: _check_non_negative("auth_code_ttl", value, int),
+}
 
 
 class RuntimeSettings:
@@ -131,14 +185,18 @@ class RuntimeSettings:
 
     # fail_next: the next N Dropbox requests fail (kinds from fail_kinds), whatever fail_rate
     # says; makes a single fault deterministic in tests.
+    # redirect_uris: the OAuth redirect URIs registered for the app (a test registers the
+    # callback of a service whose port it learns at run time); auth_code_ttl: seconds an
+    # authorization code stays valid (0 makes every new code expired: deterministic tests).
     MUTABLE = ("fail_rate", "fail_kinds", "fail_next", "latency_ms", "webhook_url",
-               "retry_after", "upload_limit")
+               "retry_after", "upload_limit", "redirect_uris", "auth_code_ttl")
 
     def __init__(self, config: EmulatorConfig) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, Any] = {name: getattr(config, name, None)
                                         for name in self.MUTABLE}
         self._values["fail_kinds"] = parse_fault_kinds(config.fail_kinds)
+        self._values["redirect_uris"] = check_redirect_uris(config.redirect_uris)
         self._values["fail_next"] = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -153,25 +211,7 @@ class RuntimeSettings:
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; "
                              f"known: {', '.join(self.MUTABLE)}")
-        checked: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name == "fail_rate":
-                checked[name] = _check_fail_rate(value)
-            elif name == "fail_kinds":
-                checked[name] = parse_fault_kinds(value)
-            elif name == "latency_ms":
-                checked[name] = _check_non_negative(name, value)
-            elif name == "fail_next":
-                checked[name] = _check_non_negative(name, value, int)
-            elif name == "webhook_url":
-                checked[name] = _check_url(value)
-            elif name == "retry_after":
-                checked[name] = _check_non_negative(name, value, int)
-            elif name == "upload_limit":
-                limit = _check_non_negative(name, value, int)
-                if not 1 <= limit <= UPLOAD_LIMIT_BYTES:
-                    raise ValueError(f"upload_limit must be between 1 and {UPLOAD_LIMIT_BYTES}")
-                checked[name] = limit
+        checked = {name: _RUNTIME_CHECKS[name](value) for name, value in changes.items()}
         with self._lock:
             self._values.update(checked)
         return self.snapshot()
@@ -188,6 +228,7 @@ class RuntimeSettings:
         with self._lock:
             values = dict(self._values)
         values["fail_kinds"] = list(values["fail_kinds"])
+        values["redirect_uris"] = list(values["redirect_uris"])
         return values
 
 

@@ -28,7 +28,7 @@ from dropgz.emulator.sessions import (
 )
 
 if TYPE_CHECKING:
-    from dropgz.emulator.app import Emulator
+    from dropgz.emulator.accounts import Account
 
 PIECE_SIZE = 1 << 20
 # Bodies larger than this are received with a writer thread (see receive()).
@@ -142,9 +142,9 @@ def _pwrite_sink(fd: int, offset: int) -> Callable[[memoryview], None]:
     return write
 
 
-def _commit(emu: Emulator, commit: files.CommitInfo, staged: Path, size: int,
+def _commit(account: Account, commit: files.CommitInfo, staged: Path, size: int,
             content_hash: str):
-    return emu.writer.commit_file(
+    return account.writer.commit_file(
         commit.path, staged, size=size, content_hash=content_hash, mode=commit.mode,
         autorename=commit.autorename, strict_conflict=commit.strict_conflict,
         client_modified=commit.client_modified)
@@ -152,25 +152,25 @@ def _commit(emu: Emulator, commit: files.CommitInfo, staged: Path, size: int,
 
 # ------------------------------------------------------------------ files/upload
 
-def upload(emu: Emulator, arg: files.UploadArg, body: RequestBody) -> files.FileMetadata:
+def upload(account: Account, arg: files.UploadArg, body: RequestBody) -> files.FileMetadata:
     def write_failed(error: files.WriteError) -> RouteError:
         return RouteError(files.UploadError.path(
             files.UploadWriteFailed(reason=error, upload_session_id="")))
 
     try:  # refuse a bad path before reading a byte
-        emu.namespace.resolve(arg.path)
+        account.namespace.resolve(arg.path)
     except ApiFailure as failure:
         raise write_failed(as_write_failure(failure).error) from None
-    staged = emu.staging_dir / secrets.token_hex(8)
+    staged = account.staging_dir / secrets.token_hex(8)
     try:
         with open(staged, "wb") as out:
-            size, digests = receive(body, out.write, limit=emu.settings.upload_limit,
+            size, digests = receive(body, out.write, limit=account.settings.upload_limit,
                                     too_large=RouteError(files.UploadError.payload_too_large))
         content_hash = combine(digests)
         if arg.content_hash is not None and arg.content_hash != content_hash:
             raise RouteError(files.UploadError.content_hash_mismatch)
         try:
-            entry = _commit(emu, arg, staged, size, content_hash)
+            entry = _commit(account, arg, staged, size, content_hash)
         except WriteFailure as failure:
             raise write_failed(failure.error) from None
     finally:
@@ -180,9 +180,9 @@ def upload(emu: Emulator, arg: files.UploadArg, body: RequestBody) -> files.File
 
 # --------------------------------------------------------------- files/download
 
-def download(emu: Emulator, arg: files.DownloadArg, body: RequestBody) -> Download:
+def download(account: Account, arg: files.DownloadArg, body: RequestBody) -> Download:
     try:
-        entry, stream = emu.namespace.open_file(arg.path, arg.rev)
+        entry, stream = account.namespace.open_file(arg.path, arg.rev)
     except ApiFailure as failure:
         raise RouteError(files.DownloadError.path(failure.error)) from None
     return Download(entry.to_metadata(), stream, entry.size or 0)
@@ -190,14 +190,14 @@ def download(emu: Emulator, arg: files.DownloadArg, body: RequestBody) -> Downlo
 
 # ------------------------------------------------------------- upload sessions
 
-def _append_sequential(emu: Emulator, session: Session, body: RequestBody,
+def _append_sequential(account: Account, session: Session, body: RequestBody,
                        content_hash: str | None, errors: type) -> None:
     """Appends the body at the session's offset; on any failure the file is cut back."""
     too_large = RouteError(errors.payload_too_large)
-    with open(emu.sessions.path(session.session_id), "r+b") as out:
+    with open(account.sessions.path(session.session_id), "r+b") as out:
         out.seek(session.offset)
         try:
-            size, digests = receive(body, out.write, limit=emu.settings.upload_limit,
+            size, digests = receive(body, out.write, limit=account.settings.upload_limit,
                                     too_large=too_large)
             if content_hash is not None and content_hash != combine(digests):
                 raise RouteError(errors.content_hash_mismatch)
@@ -209,7 +209,7 @@ def _append_sequential(emu: Emulator, session: Session, body: RequestBody,
     session.offset += size
 
 
-def session_start(emu: Emulator, arg: files.UploadSessionStartArg,
+def session_start(account: Account, arg: files.UploadSessionStartArg,
                   body: RequestBody) -> files.UploadSessionStartResult:
     errors = files.UploadSessionStartError
     concurrent = arg.session_type is not None and arg.session_type.is_concurrent()
@@ -217,27 +217,27 @@ def session_start(emu: Emulator, arg: files.UploadSessionStartArg,
         raise RouteError(errors.concurrent_session_close_not_allowed)
     if concurrent and body.length != 0:
         raise RouteError(errors.concurrent_session_data_not_allowed)
-    session = emu.sessions.start("concurrent" if concurrent else "sequential")
+    session = account.sessions.start("concurrent" if concurrent else "sequential")
     try:
-        with emu.sessions.lock(session.session_id):
-            _append_sequential(emu, session, body, arg.content_hash, errors)
+        with account.sessions.lock(session.session_id):
+            _append_sequential(account, session, body, arg.content_hash, errors)
             session.closed = arg.close
-            emu.sessions.save(session)
+            account.sessions.save(session)
     except BaseException:
-        emu.sessions.remove(session.session_id)
+        account.sessions.remove(session.session_id)
         raise
     return files.UploadSessionStartResult(session_id=session.session_id)
 
 
-def session_append(emu: Emulator, arg: files.UploadSessionAppendArg, body: RequestBody) -> None:
+def session_append(account: Account, arg: files.UploadSessionAppendArg, body: RequestBody) -> None:
     errors = files.UploadSessionAppendError
     session_id = arg.cursor.session_id
-    if (session := emu.sessions.get(session_id)) is None:
+    if (session := account.sessions.get(session_id)) is None:
         raise RouteError(errors.not_found)
     if session.kind == "concurrent":
-        return _append_concurrent(emu, session, arg, body)
-    with emu.sessions.lock(session_id):
-        if (session := emu.sessions.get(session_id)) is None:
+        return _append_concurrent(account, session, arg, body)
+    with account.sessions.lock(session_id):
+        if (session := account.sessions.get(session_id)) is None:
             raise RouteError(errors.not_found)
         # The offset is checked first: a client retrying a chunk whose answer it lost learns
         # the chunk landed (correct_offset = its end) even if that chunk closed the session.
@@ -246,17 +246,17 @@ def session_append(emu: Emulator, arg: files.UploadSessionAppendArg, body: Reque
                 files.UploadSessionOffsetError(correct_offset=session.offset)))
         if session.closed:
             raise RouteError(errors.closed)
-        _append_sequential(emu, session, body, arg.content_hash, errors)
+        _append_sequential(account, session, body, arg.content_hash, errors)
         session.closed = arg.close
-        emu.sessions.save(session)
+        account.sessions.save(session)
     return None
 
 
-def session_append_v1(emu: Emulator, arg: files.UploadSessionCursor, body: RequestBody) -> None:
-    return session_append(emu, files.UploadSessionAppendArg(cursor=arg, close=False), body)
+def session_append_v1(account: Account, arg: files.UploadSessionCursor, body: RequestBody) -> None:
+    return session_append(account, files.UploadSessionAppendArg(cursor=arg, close=False), body)
 
 
-def _append_concurrent(emu: Emulator, session: Session, arg: files.UploadSessionAppendArg,
+def _append_concurrent(account: Account, session: Session, arg: files.UploadSessionAppendArg,
                        body: RequestBody) -> None:
     """Appends to a concurrent session may run in parallel: bytes go to their own range."""
     errors = files.UploadSessionAppendError
@@ -265,9 +265,9 @@ def _append_concurrent(emu: Emulator, session: Session, arg: files.UploadSession
         raise RouteError(errors.concurrent_session_invalid_offset)
     if session.closed and (arg.close or offset >= session.offset):
         raise RouteError(errors.closed)
-    fd = os.open(emu.sessions.path(session.session_id), os.O_WRONLY)
+    fd = os.open(account.sessions.path(session.session_id), os.O_WRONLY)
     try:
-        size, digests = receive(body, _pwrite_sink(fd, offset), limit=emu.settings.upload_limit,
+        size, digests = receive(body, _pwrite_sink(fd, offset), limit=account.settings.upload_limit,
                                 too_large=RouteError(errors.payload_too_large))
     finally:
         os.close(fd)
@@ -275,25 +275,25 @@ def _append_concurrent(emu: Emulator, session: Session, arg: files.UploadSession
         raise RouteError(errors.concurrent_session_invalid_data_size)
     if arg.content_hash is not None and arg.content_hash != combine(digests):
         raise RouteError(errors.content_hash_mismatch)
-    with emu.sessions.lock(session.session_id):
-        if (current := emu.sessions.get(session.session_id)) is None:
+    with account.sessions.lock(session.session_id):
+        if (current := account.sessions.get(session.session_id)) is None:
             raise RouteError(errors.not_found)
         current.ranges = [r for r in current.ranges if r[0] != offset]
         current.ranges.append([offset, size, b"".join(digests).hex()])
         if arg.close:
             current.closed, current.offset = True, offset + size
-        emu.sessions.save(current)
+        account.sessions.save(current)
 
 
-def session_finish(emu: Emulator, arg: files.UploadSessionFinishArg,
+def session_finish(account: Account, arg: files.UploadSessionFinishArg,
                    body: RequestBody) -> files.FileMetadata:
     errors, lookup = files.UploadSessionFinishError, files.UploadSessionLookupError
     session_id = arg.cursor.session_id
-    with emu.sessions.lock(session_id):
-        if (session := emu.sessions.get(session_id)) is None:
+    with account.sessions.lock(session_id):
+        if (session := account.sessions.get(session_id)) is None:
             raise RouteError(errors.lookup_failed(lookup.not_found))
         if session.kind == "concurrent":
-            digests = _finish_concurrent(emu, session, arg, body)
+            digests = _finish_concurrent(account, session, arg, body)
         else:
             if arg.cursor.offset != session.offset:
                 raise RouteError(errors.lookup_failed(lookup.incorrect_offset(
@@ -301,20 +301,20 @@ def session_finish(emu: Emulator, arg: files.UploadSessionFinishArg,
             if session.closed and body.length != 0:
                 raise RouteError(errors.lookup_failed(lookup.closed))
             # content_hash of finish covers the bytes of this call, as on append.
-            _append_sequential(emu, session, body, arg.content_hash, errors)
-            emu.sessions.save(session)  # a retried finish must see the new offset
+            _append_sequential(account, session, body, arg.content_hash, errors)
+            account.sessions.save(session)  # a retried finish must see the new offset
             digests = session.digests
-        staged = emu.sessions.path(session_id)
+        staged = account.sessions.path(session_id)
         content_hash = combine([digests]) if digests is not None else hash_file(str(staged))
         try:
-            entry = _commit(emu, arg.commit, staged, session.offset, content_hash)
+            entry = _commit(account, arg.commit, staged, session.offset, content_hash)
         except WriteFailure as failure:
             raise RouteError(errors.path(failure.error)) from None
-        emu.sessions.remove(session_id)
+        account.sessions.remove(session_id)
     return entry.to_metadata()
 
 
-def _finish_concurrent(emu: Emulator, session: Session, arg: files.UploadSessionFinishArg,
+def _finish_concurrent(account: Account, session: Session, arg: files.UploadSessionFinishArg,
                        body: RequestBody) -> bytes:
     errors, lookup = files.UploadSessionFinishError, files.UploadSessionLookupError
     if body.length != 0:
@@ -327,5 +327,5 @@ def _finish_concurrent(emu: Emulator, session: Session, arg: files.UploadSession
     if arg.cursor.offset != session.offset:
         raise RouteError(errors.lookup_failed(lookup.incorrect_offset(
             files.UploadSessionOffsetError(correct_offset=session.offset))))
-    os.truncate(emu.sessions.path(session.session_id), session.offset)
+    os.truncate(account.sessions.path(session.session_id), session.offset)
     return digests

@@ -3,10 +3,12 @@
 Paths served on one port:
 
 - ``/2/<route>``: the Dropbox API (RPC: JSON body; content: ``Dropbox-API-Arg`` header in,
-  ``Dropbox-API-Result`` header out), with latency and fault injection;
-- ``/oauth2/token``: the refresh-token grant;
-- ``/_emulator/...``: test helpers (stats, run-time config, webhook deliveries), bearer token
-  required, never faulted.
+  ``Dropbox-API-Result`` header out), with latency and fault injection, acting on the account
+  whose token the request carries;
+- ``/oauth2/authorize`` (consent page, :mod:`oauth_authorize`) and ``/oauth2/token``
+  (:mod:`oauth_token`);
+- ``/_emulator/...``: test helpers (:mod:`admin`), an account's fixed token required, never
+  faulted.
 
 Answers follow what ``dropbox.dropbox_client`` expects: 400 text for bad arguments, 401 JSON
 AuthError, 409 JSON route error, 429 JSON RateLimitError + ``Retry-After``, 5xx text, and
@@ -30,11 +32,12 @@ from dropbox import auth
 from dropbox import stone_serializers as serializers
 from dropbox import stone_validators as validators
 
+from dropgz.emulator import admin
 from dropgz.emulator.app import ROUTES, Route
-from dropgz.emulator.auth import OAuthError
 from dropgz.emulator.body import ClientGone, RequestBody
 from dropgz.emulator.content import Download
 from dropgz.emulator.errors import BadRequest, RouteError, Unauthorized, error_summary
+from dropgz.emulator.oauth_token import OAuthError
 
 if TYPE_CHECKING:
     from dropgz.emulator.app import Emulator
@@ -123,6 +126,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 self._dropbox(unquote(path[3:]))
             elif path == "/oauth2/token":
                 self._oauth()
+            elif path == "/oauth2/authorize":
+                self._authorize()
             elif path.startswith("/_emulator/"):
                 self._admin(path[len("/_emulator/"):])
             else:
@@ -175,9 +180,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raise BadRequest("Unknown API function")
         if self.command != "POST" and route.style != "download":
             raise BadRequest(f"{self.command} is not allowed; use POST")
-        self.emulator.tokens.check(self.headers.get("Authorization"))
+        emu = self.emulator
+        credential = emu.tokens.check(self.headers.get("Authorization"))
         arg = self._decode_arg(route)
-        result = route.handler(self.emulator, arg, self._body)
+        if route.takes_credential:
+            result = route.handler(emu, credential, arg, self._body)
+        else:
+            result = route.handler(emu.by_id[credential.account_id], arg, self._body)
         if isinstance(result, Download):
             self._send_download(route, result)
             return
@@ -233,17 +242,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ oauth, admin
 
+    def _form(self) -> dict[str, str]:
+        """Query string and form body merged (the body wins), first value of each name."""
+        raw = self._body.read_all(MAX_SMALL_BODY).decode("utf-8", "replace")
+        return {key: values[0] for key, values in
+                parse_qs(self._query + "&" + raw, keep_blank_values=True).items()}
+
     def _oauth(self) -> None:
-        emu = self.emulator
         self._stat_route = "oauth2/token"
         try:
             if self.command != "POST":
                 raise OAuthError("invalid_request", "use POST")
-            raw = self._body.read_all(MAX_SMALL_BODY).decode("utf-8", "replace")
-            form = {key: values[0] for key, values in
-                    parse_qs(self._query + "&" + raw, keep_blank_values=True).items()}
-            answer = emu.tokens.refresh(form, self.headers.get("Authorization"))
-            self._send_json(200, json.dumps(answer))
+            answer = self.emulator.token_endpoint.answer(self._form(),
+                                                         self.headers.get("Authorization"))
+            self._send_json(200, json.dumps(answer), {"Cache-Control": "no-store"})
         except OAuthError as exc:
             self._send_json(400, json.dumps({"error": exc.error,
                                              "error_description": exc.description}))
@@ -252,36 +264,32 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                                              "error_description": str(exc)}))
         self._record(self._status)
 
+    def _authorize(self) -> None:
+        self._stat_route = "oauth2/authorize"
+        authorizer = self.emulator.authorizer
+        if self.command == "POST":
+            status, headers, body = authorizer.decide(self._form())
+        else:
+            query = {key: values[0] for key, values in
+                     parse_qs(self._query, keep_blank_values=True).items()}
+            status, headers, body = authorizer.page(query)
+        self._send_bytes(status, headers.pop("Content-Type", "text/plain"), body, headers)
+
     def _admin(self, name: str) -> None:
         emu = self.emulator
-        try:
-            emu.tokens.check(self.headers.get("Authorization"))
-        except Unauthorized as exc:
-            self._send_auth_error(exc)
+        if not emu.tokens.is_fixed(self.headers.get("Authorization")):
+            self._send_auth_error(Unauthorized("invalid_access_token",
+                                               "the emulator's admin routes need the fixed "
+                                               "token of one of its accounts"))
             return
-        post = self.command == "POST"
-        if name == "stats" and not post:
-            answer: Any = emu.stats.snapshot()
-        elif name == "reset-stats" and post:
-            emu.stats.reset()
-            answer = {"ok": True}
-        elif name == "config" and not post:
-            answer = emu.settings.snapshot()
-        elif name == "config" and post:
-            try:
-                changes = json.loads(self._body.read_all(MAX_SMALL_BODY) or b"{}")
-                if not isinstance(changes, dict):
-                    raise ValueError("expected a JSON object of settings")
-                answer = emu.settings.update(changes)
-            except (ValueError, BadRequest) as exc:
-                self._send_text(400, f"bad config change: {exc}")
-                return
-        elif name == "webhooks" and not post:
-            answer = emu.webhooks.snapshot()
-        elif name == "compact-journal" and post:
-            answer = {"journal_floor": emu.namespace.journal.compact()}
-        else:
-            self._send_text(404, f"unknown admin route {self.command} /_emulator/{name}")
+        try:
+            raw = self._body.read_all(MAX_SMALL_BODY) if self.command == "POST" else b""
+            answer = admin.answer(emu, self.command, name, raw)
+        except admin.AdminError as exc:
+            self._send_text(exc.status, str(exc))
+            return
+        except BadRequest as exc:
+            self._send_text(400, str(exc))
             return
         self._send_json(200, json.dumps(answer))
 

@@ -157,7 +157,17 @@ class EmulatorServer:
         return self.emulator.credentials["token"]
 
     def ready_info(self) -> dict[str, Any]:
-        """What the CLI prints once listening: where it is and which credentials it accepts."""
-        assert self.emulator is not None, "server not started"
-        return {"event": "ready", "url": self.url, **self.emulator.credentials,
-                "account_id": self.emulator.account_id, "root": str(self.emulator.root)}
+        """What the CLI prints once listening: where it is and which credentials it accepts.
+        The top-level token, refresh_token, account_id and root are the first account's;
+        ``accounts`` lists every account."""
+        emu = self.emulator
+        assert emu is not None, "server not started"
+        accounts = [{"account_id": account.account_id, "email": account.profile.email,
+                     "display_name": account.profile.display_name,
+                     "token": credentials["token"],
+                     "refresh_token": credentials["refresh_token"], "root": str(account.root)}
+                    for account, credentials in zip(emu.accounts, emu.account_credentials,
+                                                    strict=True)]
+        return {"event": "ready", "url": self.url, **emu.credentials,
+                "account_id": emu.account_id, "root": str(emu.root),
+                "app_name": emu.config.app_name, "accounts": accounts}

@@ -1,10 +1,10 @@
-"""The emulator's persistent state: one SQLite file in the root's hidden folder.
+"""An account's persistent state: one SQLite file in its root's hidden folder.
 
 It holds the namespace (``entries``), the change journal cursors point into (``journal``),
-upload sessions and minted access tokens, so cursors, sessions and tokens survive a restart on
-the same root. One connection guarded by one re-entrant lock: every write is a short
-transaction (file bytes move outside the lock), which is plenty for an emulator and keeps
-each namespace change atomic.
+upload sessions and (in the first account's file) OAuth grants and access tokens, so cursors,
+sessions and tokens survive a restart on the same root. One connection guarded by one
+re-entrant lock: every write is a short transaction (file bytes move outside the lock), which
+is plenty for an emulator and keeps each namespace change atomic.
 """
 
 from __future__ import annotations
@@ -48,7 +48,23 @@ CREATE TABLE IF NOT EXISTS sessions (
     digests BLOB,                      -- 32-byte block digests; NULL once misaligned
     ranges TEXT NOT NULL DEFAULT '[]'  -- concurrent: JSON [[offset, length, close], ...]
 );
-CREATE TABLE IF NOT EXISTS tokens (token_sha256 TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+-- OAuth (first account's file only). A grant is one authorization of the app by a user.
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                -- 'fixed' (an account's own refresh token) | 'oauth'
+    refresh_sha256 TEXT UNIQUE,        -- NULL for online access (no refresh token)
+    scope TEXT NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                -- 'fixed' (never expires) | 'minted'
+    grant_id TEXT,                     -- the grant a minted token came from
+    expires_at REAL,                   -- NULL: never
+    revoked INTEGER NOT NULL DEFAULT 0
+);
 """
 
 

@@ -1,10 +1,11 @@
 """Change notifications to ``--webhook-url``, the way Dropbox sends them.
 
 https://www.dropbox.com/developers/reference/webhooks: a POST whose JSON body names the
-account (never the files), signed with ``X-Dropbox-Signature`` = hex HMAC-SHA256 of the raw body
-keyed with the app secret. A burst of changes is coalesced into one notification (debounce);
-a failed delivery (connection error or non-2xx) is retried with exponential backoff for a
-bounded time, while later changes merge into the pending one. All of it happens on one
+accounts whose files changed (never the files), signed with ``X-Dropbox-Signature`` = hex
+HMAC-SHA256 of the raw body keyed with the app secret. A burst of changes, in any number of
+accounts, is coalesced into one notification naming each of them (debounce); a failed delivery
+(connection error or non-2xx) is retried with exponential backoff for a bounded time, while
+later changes (of any account) merge into the pending one. All of it happens on one
 background thread so requests are never slowed by the receiver.
 """
 
@@ -18,9 +19,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Callable
 from typing import Any
+
+from dropgz.emulator.accounts import legacy_uid
 
 log = logging.getLogger("dropgz.emulator.webhooks")
 
@@ -37,21 +39,21 @@ def signature(app_secret: str, body: bytes) -> str:
     return hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def notification_body(account_id: str) -> bytes:
-    # Old-style "delta.users" holds a numeric user id; derive a stable one from the account.
-    user = zlib.crc32(account_id.encode()) & 0x7FFFFFFF
-    return json.dumps({"list_folder": {"accounts": [account_id]},
-                       "delta": {"users": [user]}}).encode()
+def notification_body(account_ids: list[str]) -> bytes:
+    """The JSON of one notification; old-style "delta.users" holds numeric user ids."""
+    return json.dumps({"list_folder": {"accounts": account_ids},
+                       "delta": {"users": [legacy_uid(a) for a in account_ids]}}).encode()
 
 
 class WebhookNotifier:
     """Call :meth:`notify` after each change; the thread delivers coalesced notifications."""
 
-    def __init__(self, url: Callable[[], str | None], *, app_secret: str, account_id: str,
+    def __init__(self, url: Callable[[], str | None], *, app_secret: str,
                  debounce_seconds: float, retry_seconds: float) -> None:
         self._url = url
         self._secret = app_secret
-        self._body = notification_body(account_id)
+        # Accounts changed since the last delivery started, in the order they changed.
+        self._accounts: dict[str, None] = {}
         self._debounce = debounce_seconds
         self._retry_seconds = retry_seconds
         self._cond = threading.Condition()
@@ -73,10 +75,12 @@ class WebhookNotifier:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def notify(self) -> None:
+    def notify(self, account_id: str) -> None:
+        """``account_id``'s files changed."""
         if not self._url():
             return
         with self._cond:
+            self._accounts[account_id] = None
             now = time.monotonic()
             if self._pending_since is None:
                 self._pending_since = now
@@ -90,11 +94,20 @@ class WebhookNotifier:
     # ------------------------------------------------------------------ thread
 
     def _run(self) -> None:
-        while self._wait_for_burst():
-            self._deliver_with_retries()
+        while (accounts := self._wait_for_burst()) is not None:
+            self._deliver_with_retries(accounts)
 
-    def _wait_for_burst(self) -> bool:
-        """Blocks until a burst is complete (quiet for the debounce time); False on stop."""
+    def _take_accounts(self, accounts: dict[str, None]) -> bytes:
+        """Moves the pending accounts into ``accounts`` (the burst is then delivered);
+        returns the body naming them all. Called holding the condition's lock."""
+        self._pending_since = None
+        accounts.update(self._accounts)
+        self._accounts.clear()
+        return notification_body(list(accounts))
+
+    def _wait_for_burst(self) -> dict[str, None] | None:
+        """Blocks until a burst is complete (quiet for the debounce time); returns its
+        accounts, None on stop."""
         with self._cond:
             while not self._stopping:
                 if self._pending_since is None:
@@ -104,17 +117,19 @@ class WebhookNotifier:
                 due = min(self._last_change + self._debounce,
                           self._pending_since + MAX_COALESCE_SECONDS)
                 if now >= due:
-                    self._pending_since = None
-                    return True
+                    accounts: dict[str, None] = {}
+                    self._take_accounts(accounts)
+                    return accounts
                 self._cond.wait(due - now)
-            return False
+            return None
 
-    def _deliver_with_retries(self) -> None:
+    def _deliver_with_retries(self, accounts: dict[str, None]) -> None:
         deadline = time.monotonic() + self._retry_seconds
         backoff = BACKOFF_FIRST_SECONDS
+        body = notification_body(list(accounts))
         while True:
             url = self._url()
-            if url is None or self._deliver(url):
+            if url is None or self._deliver(url, body):
                 return
             if time.monotonic() + backoff > deadline:
                 with self._cond:
@@ -125,15 +140,15 @@ class WebhookNotifier:
             with self._cond:
                 if self._cond.wait_for(lambda: self._stopping, backoff):
                     return
-                # Changes made meanwhile are covered by this delivery.
-                self._pending_since = None
+                # Changes made meanwhile (in any account) are covered by this delivery.
+                body = self._take_accounts(accounts)
             backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
 
-    def _deliver(self, url: str) -> bool:
+    def _deliver(self, url: str, body: bytes) -> bool:
         # The URL is checked to be http(s) when configured (config._check_url).
-        request = urllib.request.Request(url, data=self._body, method="POST", headers={  # noqa: S310
+        request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
             "Content-Type": "application/json",
-            "X-Dropbox-Signature": signature(self._secret, self._body),
+            "X-Dropbox-Signature": signature(self._secret, body),
             "User-Agent": "DropboxWebhooks/1.0 (dropgz emulator)",
         })
         status: int | None = None
