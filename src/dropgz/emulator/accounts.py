@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dropgz.emulator.config import RuntimeSettings
+from dropgz.emulator.contention import NamespaceLock
 from dropgz.emulator.listing import CursorCodec, Lister
 from dropgz.emulator.namespace import Namespace
 from dropgz.emulator.paths import STATE_DIR_NAME
@@ -74,9 +75,12 @@ class Account:
     """
 
     def __init__(self, profile: Profile, root: Path, settings: RuntimeSettings, *,
-                 journal_limit: int, on_change: Callable[[str], None]) -> None:
+                 journal_limit: int, on_change: Callable[[str], None],
+                 inside_commit: Callable[[str, str], None]) -> None:
         """Opens (or creates) the account under ``root`` and adopts what changed on disk
-        while stopped (``reconciled`` paths; the caller notifies for them)."""
+        while stopped (``reconciled`` paths; the caller notifies for them).
+        ``inside_commit(route, account_id)`` runs in each commit once it holds the namespace
+        lock."""
         self.profile = profile
         self.settings = settings
         self.root = root.resolve()
@@ -97,6 +101,8 @@ class Account:
         self.lister = Lister(self.namespace, codec)
         self.sessions = Sessions(self.db, state_dir / "sessions")
         self.sessions.expire()
+        self.namespace_lock = NamespaceLock(
+            settings, lambda route: inside_commit(route, profile.account_id))
 
     @property
     def account_id(self) -> str:

@@ -18,11 +18,14 @@ from typing import Any
 
 from dropbox import auth, files, users
 
-from dropgz.emulator import content, rpc
+from dropgz.emulator import batch, content, rpc, upload_sessions
 from dropgz.emulator.accounts import Account, account_root, profile
 from dropgz.emulator.auth import Credential, Tokens
 from dropgz.emulator.config import APP_SCOPES, EmulatorConfig, RuntimeSettings, generate_credentials
+from dropgz.emulator.contention import COMMIT_HOLD_PREFIX
+from dropgz.emulator.errors import Unavailable
 from dropgz.emulator.faults import FaultInjector
+from dropgz.emulator.holds import Holds
 from dropgz.emulator.oauth_authorize import Authorizer
 from dropgz.emulator.oauth_codes import AuthCodes
 from dropgz.emulator.oauth_token import TokenEndpoint
@@ -38,6 +41,9 @@ class Route:
 
     ``handler(account, arg, body)`` acts on the caller's account; a route with
     ``takes_credential`` gets ``handler(emulator, credential, arg, body)`` instead.
+    ``commits``: "call" when the whole call is one commit under the namespace lock (429 on
+    contention), "entries" when the handler takes the lock itself (finish_batch_v2 reports
+    contention per entry); see contention.py.
     """
 
     spec: Any                 # dropbox.stone_base.Route
@@ -45,6 +51,7 @@ class Route:
     namespace: str = "files"
     writes: bool = False      # a write: rate limits say too_many_write_operations
     takes_credential: bool = False
+    commits: str = ""
 
     @property
     def name(self) -> str:
@@ -68,16 +75,20 @@ ROUTES: dict[str, Route] = {route.name: route for route in (
     Route(files.list_folder, rpc.list_folder),
     Route(files.list_folder_continue, rpc.list_folder_continue),
     Route(files.list_folder_get_latest_cursor, rpc.list_folder_get_latest_cursor),
-    Route(files.delete_v2, rpc.delete_v2, writes=True),
-    Route(files.delete, rpc.delete_v1, writes=True),
-    Route(files.create_folder_v2, rpc.create_folder_v2, writes=True),
-    Route(files.move_v2, rpc.move_v2, writes=True),
+    Route(files.delete_v2, rpc.delete_v2, writes=True, commits="call"),
+    Route(files.delete, rpc.delete_v1, writes=True, commits="call"),
+    Route(files.create_folder_v2, rpc.create_folder_v2, writes=True, commits="call"),
+    Route(files.move_v2, rpc.move_v2, writes=True, commits="call"),
+    Route(files.copy_v2, rpc.copy_v2, writes=True, commits="call"),
     Route(files.download, content.download),
-    Route(files.upload, content.upload, writes=True),
-    Route(files.upload_session_start, content.session_start, writes=True),
-    Route(files.upload_session_append_v2, content.session_append, writes=True),
-    Route(files.upload_session_append, content.session_append_v1, writes=True),
-    Route(files.upload_session_finish, content.session_finish, writes=True),
+    Route(files.upload, content.upload, writes=True, commits="call"),
+    Route(files.upload_session_start, upload_sessions.session_start, writes=True),
+    Route(files.upload_session_start_batch, batch.start_batch, writes=True),
+    Route(files.upload_session_append_v2, upload_sessions.session_append, writes=True),
+    Route(files.upload_session_append, upload_sessions.session_append_v1, writes=True),
+    Route(files.upload_session_finish, upload_sessions.session_finish, writes=True, commits="call"),
+    Route(files.upload_session_finish_batch_v2, batch.finish_batch_v2, writes=True,
+          commits="entries"),
 )}
 
 
@@ -92,6 +103,7 @@ class Emulator:
         self.settings = RuntimeSettings(config)
         self.stats = RequestStats()
         self.faults = FaultInjector(self.settings, config.seed)
+        self.holds = Holds()
         self.accounts: list[Account] = []
         try:
             self._open(config)
@@ -103,7 +115,8 @@ class Emulator:
         for number in range(1, config.accounts + 1):
             self.accounts.append(Account(
                 profile(number, config.account_id), account_root(self.root, number),
-                self.settings, journal_limit=config.journal_limit, on_change=self._changed))
+                self.settings, journal_limit=config.journal_limit, on_change=self._changed,
+                inside_commit=self._inside_commit))
         self.by_id = {account.account_id: account for account in self.accounts}
         if len(self.by_id) != len(self.accounts):
             raise ValueError(f"account_id {config.account_id!r} is one the emulator generates "
@@ -151,10 +164,18 @@ class Emulator:
     def _changed(self, account_id: str) -> None:
         self.webhooks.notify(account_id)
 
+    def _inside_commit(self, route: str, account_id: str) -> None:
+        """What a commit does once it holds its namespace lock: wait while a test holds
+        ``commit:<route>``, then spend the injected latency (see contention.py)."""
+        if not self.holds.wait_if_held(COMMIT_HOLD_PREFIX + route, account_id):
+            raise Unavailable("the emulator is stopping")
+        self.faults.delay()
+
     def start(self) -> None:
         self.webhooks.start()
 
     def close(self) -> None:
+        self.holds.close()
         webhooks = getattr(self, "webhooks", None)
         if webhooks is not None:
             webhooks.stop()

@@ -76,6 +76,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     add("--auth-code-ttl", type=int, default=DEFAULT_AUTH_CODE_TTL_SECONDS,
         help=f"seconds an OAuth authorization code stays valid "
         f"(default {DEFAULT_AUTH_CODE_TTL_SECONDS})")
+    add("--no-write-contention", dest="write_contention", action="store_false",
+        help="let overlapping commits in one account wait for each other instead of failing "
+        "with 429 too_many_write_operations as Dropbox does (contention is on by default)")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level (default INFO)")
     return parser
@@ -91,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         retry_after=args.retry_after, journal_limit=args.journal_limit,
         webhook_retry_seconds=args.webhook_retry_seconds, accounts=args.accounts,
         app_name=args.app_name, redirect_uris=tuple(args.redirect_uris),
-        auth_code_ttl=args.auth_code_ttl)
+        auth_code_ttl=args.auth_code_ttl, write_contention=args.write_contention)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -125,6 +125,9 @@ class EmulatorConfig:
     app_name: str = "dropgz"
     redirect_uris: tuple[str, ...] = ()
     auth_code_ttl: int = DEFAULT_AUTH_CODE_TTL_SECONDS
+    # Overlapping commits in one account fail with 429 too_many_write_operations, as on
+    # Dropbox (see dropgz.emulator.contention); False makes them wait for each other.
+    write_contention: bool = True
 
     def validate(self) -> None:
         """Raises ValueError with a one-line message naming the bad setting."""
@@ -159,6 +162,12 @@ class EmulatorConfig:
         _check_non_negative("auth_code_ttl", self.auth_code_ttl, int)
 
 
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _check_upload_limit(value: Any) -> int:
     limit = _check_non_negative("upload_limit", value, int)
     if not 1 <= limit <= UPLOAD_LIMIT_BYTES:
@@ -177,6 +186,7 @@ _RUNTIME_CHECKS: dict[str, Any] = {
     "upload_limit": _check_upload_limit,
     "redirect_uris": check_redirect_uris,
     "auth_code_ttl": lambda value: _check_non_negative("auth_code_ttl", value, int),
+    "write_contention": lambda value: _check_bool("write_contention", value),
 }
 
 
@@ -189,7 +199,8 @@ class RuntimeSettings:
     # callback of a service whose port it learns at run time); auth_code_ttl: seconds an
     # authorization code stays valid (0 makes every new code expired: deterministic tests).
     MUTABLE = ("fail_rate", "fail_kinds", "fail_next", "latency_ms", "webhook_url",
-               "retry_after", "upload_limit", "redirect_uris", "auth_code_ttl")
+               "retry_after", "upload_limit", "redirect_uris", "auth_code_ttl",
+               "write_contention")
 
     def __init__(self, config: EmulatorConfig) -> None:
         self._lock = threading.Lock()

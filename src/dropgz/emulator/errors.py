@@ -6,6 +6,8 @@
      ├── BadRequest      400, text body (malformed arguments, unknown route), as Dropbox
      ├── Unauthorized    401, JSON AuthError (missing, bad or expired token)
      ├── RouteError      409, JSON {"error_summary", "error"} encoded with the route's error_type
+     ├── TooManyWriteOperations  429 + Retry-After, namespace lock contention (contention.py)
+     ├── Unavailable     503, text (the emulator is stopping)
      └── ApiFailure      a route error not yet wrapped in a route's union (raised by the
           ├── LookupFailure   namespace, which does not know which route asked); the route
           └── WriteFailure    handler turns it into a RouteError
@@ -43,6 +45,10 @@ class RouteError(EmulatorError):
     def __init__(self, error: Any) -> None:
         super().__init__(repr(error))
         self.error = error
+
+
+class Unavailable(EmulatorError):
+    """503 with a plain-text body: the request cannot be served (the emulator stops)."""
 
 
 class ApiFailure(EmulatorError):

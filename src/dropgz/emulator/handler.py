@@ -10,9 +10,9 @@ Paths served on one port:
 - ``/_emulator/...``: test helpers (:mod:`admin`), an account's fixed token required, never
   faulted.
 
-Answers follow what ``dropbox.dropbox_client`` expects: 400 text for bad arguments, 401 JSON
-AuthError, 409 JSON route error, 429 JSON RateLimitError + ``Retry-After``, 5xx text, and
-``Content-Type: application/json`` exactly (the SDK compares the whole header value).
+Each failure is answered as Dropbox does (errors.py): 400 text for bad arguments, 401 JSON
+AuthError, 409 JSON route error, 429 JSON RateLimitError + ``Retry-After``, 5xx text; how
+answers are written is :mod:`answers`.
 """
 
 from __future__ import annotations
@@ -20,23 +20,28 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
-import secrets
 import socket
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-from dropbox import auth
 from dropbox import stone_serializers as serializers
 from dropbox import stone_validators as validators
 
 from dropgz.emulator import admin
+from dropgz.emulator.answers import JSON, Answers
 from dropgz.emulator.app import ROUTES, Route
+from dropgz.emulator.batch import contention_failures
 from dropgz.emulator.body import ClientGone, RequestBody
 from dropgz.emulator.content import Download
-from dropgz.emulator.errors import BadRequest, RouteError, Unauthorized, error_summary
+from dropgz.emulator.contention import TooManyWriteOperations
+from dropgz.emulator.errors import (
+    BadRequest,
+    RouteError,
+    Unauthorized,
+    Unavailable,
+    error_summary,
+)
 from dropgz.emulator.oauth_token import OAuthError
 
 if TYPE_CHECKING:
@@ -44,38 +49,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dropgz.emulator.http")
 
-JSON = "application/json"
 # Largest RPC / admin / OAuth body accepted (they are small JSON or form documents).
 MAX_SMALL_BODY = 1 << 20
 # A body left unread after an early answer (e.g. payload_too_large) is drained up to this
 # size to keep the connection; beyond it the connection is closed instead.
 MAX_DRAIN = 512 << 20
-SEND_PIECE = 1 << 20
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
-    """``(start, end_inclusive)`` for one satisfiable byte range, None to send the whole
-    file (no or unsupported header), ``"unsatisfiable"`` for a range past the end."""
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if not match or match.groups() == ("", ""):
-        return None
-    first, last = match.groups()
-    if first == "":
-        length = int(last)
-        if length == 0 or size == 0:
-            return "unsatisfiable"
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
-        return "unsatisfiable"
-    return start, end
-
-
-class EmulatorHandler(BaseHTTPRequestHandler):
+class EmulatorHandler(Answers):
     """One connection; ``self.server.emulator`` is the :class:`Emulator` served."""
 
     protocol_version = "HTTP/1.1"
@@ -143,7 +124,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         emu = self.emulator
         route = ROUTES.get(name)
         self._stat_route = name
-        emu.faults.delay()
+        if not self._wait_if_held(name):
+            return
+        if route is None or not route.commits:
+            emu.faults.delay()  # a commit spends it holding its namespace lock
         fault = emu.faults.draw()
         if fault is not None:
             self._fault = fault
@@ -158,6 +142,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                                              "error": encoded}))
         except Unauthorized as exc:
             self._send_auth_error(exc)
+        except TooManyWriteOperations:
+            emu.stats.count_contention("rejected_calls")
+            self._send_rate_limited(True, emu.settings.retry_after)
+        except Unavailable as exc:
+            self.close_connection = True
+            self._send_text(503, f"Service Unavailable ({exc})")
         except BadRequest as exc:
             self._send_text(400, f'Error in call to API function "{name}": {exc}')
         except (ClientGone, ConnectionError, TimeoutError):
@@ -167,6 +157,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._send_text(500, "Internal Server Error (emulator bug, see its log)")
         finally:
             self._record(self._status)
+
+    def _wait_if_held(self, name: str) -> bool:
+        """Waits while a test holds this route (:mod:`holds`); False (and a 503 sent) when
+        the emulator stops meanwhile."""
+        if self.emulator.holds.wait_if_held(name):
+            return True
+        self.close_connection = True
+        self._send_text(503, "Service Unavailable (the emulator is stopping)")
+        return False
 
     def _record(self, status: int | str) -> None:
         """Count this request once. Called before the answer is written, so a client that
@@ -183,10 +182,18 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         emu = self.emulator
         credential = emu.tokens.check(self.headers.get("Authorization"))
         arg = self._decode_arg(route)
+        account = emu.by_id[credential.account_id]
         if route.takes_credential:
             result = route.handler(emu, credential, arg, self._body)
+        elif route.commits == "call":
+            with account.namespace_lock.commit(route.name) as held:
+                if not held:
+                    raise TooManyWriteOperations(route.name)
+                result = route.handler(account, arg, self._body)
         else:
-            result = route.handler(emu.by_id[credential.account_id], arg, self._body)
+            result = route.handler(account, arg, self._body)
+        if route.commits == "entries" and (failed := contention_failures(result)):
+            emu.stats.count_contention("failed_batch_entries", failed)
         if isinstance(result, Download):
             self._send_download(route, result)
             return
@@ -230,15 +237,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if fault == "500":
             self._send_text(500, "Internal Server Error (injected by the emulator)")
             return
-        retry_after = self.emulator.settings.retry_after
-        reason = (auth.RateLimitReason.too_many_write_operations
-                  if route is not None and route.writes else auth.RateLimitReason.too_many_requests)
-        encoded = serializers.json_compat_obj_encode(
-            auth.RateLimitError_validator,
-            auth.RateLimitError(reason=reason, retry_after=retry_after))
-        self._send_json(429, json.dumps({"error_summary": error_summary(encoded["reason"]),
-                                         "error": encoded}),
-                        {"Retry-After": str(retry_after)})
+        self._send_rate_limited(route is not None and route.writes,
+                                self.emulator.settings.retry_after)
 
     # ------------------------------------------------------------ oauth, admin
 
@@ -250,6 +250,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _oauth(self) -> None:
         self._stat_route = "oauth2/token"
+        if not self._wait_if_held("oauth2/token"):
+            return
         try:
             if self.command != "POST":
                 raise OAuthError("invalid_request", "use POST")
@@ -283,8 +285,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                                                "token of one of its accounts"))
             return
         try:
-            raw = self._body.read_all(MAX_SMALL_BODY) if self.command == "POST" else b""
-            answer = admin.answer(emu, self.command, name, raw)
+            if self.command == "POST":
+                params = admin.json_object(self._body.read_all(MAX_SMALL_BODY))
+            else:
+                params = {key: values[0] for key, values in parse_qs(self._query).items()}
+            answer = admin.answer(emu, self.command, name, params)
         except admin.AdminError as exc:
             self._send_text(exc.status, str(exc))
             return
@@ -294,72 +299,3 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._send_json(200, json.dumps(answer))
 
     # ---------------------------------------------------------------- answers
-
-    def _start(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-        """Status line, headers and a small body in one write (one TCP segment if it fits)."""
-        self._status = status
-        self._record(status)
-        self.send_response(status)
-        self.send_header("X-Dropbox-Request-Id", secrets.token_hex(16))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        # What end_headers() does, with the body appended before the flush.
-        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
-        self.flush_headers()
-
-    def _send_bytes(self, status: int, content_type: str, body: bytes,
-                    headers: dict[str, str] | None = None) -> None:
-        self._start(status, {"Content-Type": content_type, "Content-Length": str(len(body)),
-                             **(headers or {})}, body)
-
-    def _send_json(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, JSON, text.encode("utf-8"), headers)
-
-    def _send_text(self, status: int, text: str) -> None:
-        self._send_bytes(status, "text/plain; charset=utf-8", text.encode("utf-8"))
-
-    def _send_auth_error(self, exc: Unauthorized) -> None:
-        encoded = {".tag": exc.tag}
-        self._send_json(401, json.dumps({"error_summary": f"{exc.tag}/..", "error": encoded,
-                                         "error_description": str(exc)}))
-
-    def _send_download(self, route: Route, download: Download) -> None:
-        with download.stream as stream:
-            size = download.size
-            wanted = parse_range(self.headers.get("Range"), size)
-            if wanted == "unsatisfiable":
-                self._send_bytes(416, "text/plain; charset=utf-8",
-                                 b"Requested range not satisfiable",
-                                 {"Content-Range": f"bytes */{size}"})
-                return
-            start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
-            headers = {
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(end - start + 1),
-                "Accept-Ranges": "bytes",
-                "Dropbox-API-Result": serializers.json_encode(route.spec.result_type,
-                                                              download.metadata),
-            }
-            if isinstance(wanted, tuple):
-                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            self._start(206 if isinstance(wanted, tuple) else 200, headers)
-            self._send_file(stream, start, end - start + 1)
-
-    def _send_file(self, stream: Any, offset: int, count: int) -> None:
-        if count <= 0:
-            return
-        if type(self.connection) is socket.socket:
-            self.connection.sendfile(stream, offset, count)  # zero-copy on plain TCP
-            return
-        # TLS: socket.sendfile would fall back to 8 KiB sends; bigger pieces go faster.
-        stream.seek(offset)
-        piece = memoryview(bytearray(SEND_PIECE))
-        while count > 0:
-            got = stream.readinto(piece[:min(SEND_PIECE, count)])
-            if not got:
-                raise ConnectionError("file shrank while being sent")
-            self.wfile.write(piece[:got])
-            count -= got
-

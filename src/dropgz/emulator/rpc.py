@@ -88,3 +88,9 @@ def move_v2(account: Account, arg: files.RelocationArg,
             body: RequestBody) -> files.RelocationResult:
     entry = account.writer.move(arg.from_path, arg.to_path, autorename=arg.autorename)
     return files.RelocationResult(metadata=entry.to_metadata())
+
+
+def copy_v2(account: Account, arg: files.RelocationArg,
+            body: RequestBody) -> files.RelocationResult:
+    entry = account.writer.copy(arg.from_path, arg.to_path, autorename=arg.autorename)
+    return files.RelocationResult(metadata=entry.to_metadata())

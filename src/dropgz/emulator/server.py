@@ -108,7 +108,10 @@ class EmulatorServer:
         return self
 
     def stop(self) -> None:
-        """Stops accepting, cuts open connections, stops the webhook thread. Idempotent."""
+        """Lets held requests go (503), stops accepting, cuts open connections, stops the
+        webhook thread. Idempotent."""
+        if self.emulator is not None:
+            self.emulator.holds.close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

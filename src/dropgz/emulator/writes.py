@@ -110,32 +110,49 @@ class Writer:
         return entry
 
     def move(self, from_path: str, to_path: str, *, autorename: bool) -> Entry:
-        """files/move_v2. Raises RouteError(RelocationError) itself: only move uses it."""
+        """files/move_v2. Raises RouteError(RelocationError) itself (move and copy only)."""
         with self.db.transaction() as conn:
-            try:
-                source = self.ns.lookup(from_path)
-            except ApiFailure as failure:
-                raise RouteError(files.RelocationError.from_lookup(failure.error)) from None
-            try:
-                target = self._write_target(to_path)
-                target_lower = paths.lower(target)
-                if target_lower == source.path_lower:
-                    if target == source.path_display:
-                        raise conflict(source.tag)
-                    return self._rename_case(conn, source, target)
-                if target_lower.startswith(source.path_lower + "/"):
-                    raise RouteError(files.RelocationError.cant_move_folder_into_itself)
-                existing = self.ns.get(target_lower)
-                if existing is not None:
-                    target = self._renamed(target, autorename, existing.tag,
-                                           is_file=source.tag == "file")
-            except ApiFailure as failure:
-                raise RouteError(files.RelocationError.to(as_write_failure(failure).error)) \
-                    from None
+            source, target = self._relocation(from_path, to_path, autorename, copy=False)
+            if paths.lower(target) == source.path_lower:
+                return self._rename_case(conn, source, target)
             self._ensure_parents(conn, target)
             moved = self._relocate(conn, source, target)
         self._on_change()
         return moved
+
+    def copy(self, from_path: str, to_path: str, *, autorename: bool) -> Entry:
+        """files/copy_v2: the file, or the folder with everything in it, under new ids."""
+        with self.db.transaction() as conn:
+            source, target = self._relocation(from_path, to_path, autorename, copy=True)
+            self._ensure_parents(conn, target)
+            copied = self._duplicate(conn, source, target)
+        self._on_change()
+        return copied
+
+    def _relocation(self, from_path: str, to_path: str, autorename: bool, *,
+                    copy: bool) -> tuple[Entry, str]:
+        """The source entry and the display path it goes to; RouteError(RelocationError)."""
+        try:
+            source = self.ns.lookup(from_path)
+        except ApiFailure as failure:
+            raise RouteError(files.RelocationError.from_lookup(failure.error)) from None
+        try:
+            target = self._write_target(to_path)
+            target_lower = paths.lower(target)
+            if target_lower == source.path_lower:
+                if copy or target == source.path_display:
+                    raise conflict(source.tag)
+                return source, target  # a case-only rename
+            if target_lower.startswith(source.path_lower + "/"):
+                raise RouteError(files.RelocationError.cant_move_folder_into_itself)
+            existing = self.ns.get(target_lower)
+            if existing is not None:
+                target = self._renamed(target, autorename, existing.tag,
+                                       is_file=source.tag == "file")
+        except ApiFailure as failure:
+            raise RouteError(files.RelocationError.to(as_write_failure(failure).error)) \
+                from None
+        return source, target
 
     # ---------------------------------------------------------------- internals
 
@@ -193,6 +210,24 @@ class Writer:
                                  parent_lower=paths.lower(paths.parent_of(display))))
             self.journal.put(conn, moved[-1])
         return moved[0]
+
+    def _duplicate(self, conn: sqlite3.Connection, source: Entry, target: str) -> Entry:
+        origin, destination = self.ns.disk_path(source.path_display), self.ns.disk_path(target)
+        if source.tag == "folder":
+            shutil.copytree(origin, destination)
+        else:
+            shutil.copyfile(origin, destination)
+        now = now_text()
+        copies = []
+        for old in [source, *self.ns.descendants(source)]:
+            display = target + old.path_display[len(source.path_display):]
+            copies.append(replace(
+                old, path_lower=paths.lower(display), path_display=display,
+                parent_lower=paths.lower(paths.parent_of(display)), id=new_id(),
+                rev=new_rev() if old.tag == "file" else None,
+                server_modified=now if old.tag == "file" else None))
+            self.journal.put(conn, copies[-1])
+        return copies[0]
 
     def _rename_case(self, conn: sqlite3.Connection, source: Entry, target: str) -> Entry:
         """A case-only rename: same identity, new display; not journaled (Dropbox does not
