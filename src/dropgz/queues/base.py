@@ -8,7 +8,10 @@ SQS's delivery model, whatever the backend:
 * every receive counts; a message received more than ``max_receive_count`` times goes to
   the dead-letter queue instead of being delivered again;
 * a consumer may give a message back (``release``), keep it longer (``extend``, a
-  heartbeat) or give up on it (``dead_letter``, with a reason).
+  heartbeat), put it off without spending a delivery (``defer``) or give up on it
+  (``dead_letter``, with a reason);
+* an operator may send dead letters back to the queue (``redrive``) or delete them
+  (``delete_dead``), all of them or some by id (the dashboard's retry / delete).
 
 Claims are short and renewed: ``visibility_timeout`` (:data:`DEFAULT_CLAIM_SECONDS` unless
 configured) is both how long a receive hides a message and how far each heartbeat of the
@@ -27,7 +30,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,9 @@ MAX_RECEIVE_COUNT = 1000
 # A dead-letter reason is kept whole up to this; longer ones are cut (SQS counts message
 # attributes in the message size).
 MAX_REASON_CHARS = 4096
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+# (DelaySeconds 0..900)
+MAX_DELAY_SECONDS = 900
 # Characters SQS accepts in a body (the XML character range); others are refused by the
 # service, so both backends refuse them up front.
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
@@ -87,6 +93,8 @@ class DeadLetter:
 
     body: str
     reason: str | None
+    # Its id in the dead-letter queue, for redrive() and delete_dead(); not part of equality.
+    id: str = field(default="", compare=False)
 
 
 def check_range(name: str, value: float, low: float, high: float) -> None:
@@ -187,10 +195,31 @@ class WorkQueue(ABC):
         reason = _INVALID_BODY_CHARS.sub("\ufffd", reason.encode("utf-8", "replace").decode())
         self._dead_letter(message, reason[:MAX_REASON_CHARS])
 
+    def defer(self, message: Message, delay: float) -> None:
+        """Put the message off for ``delay`` seconds without spending one of its deliveries:
+        a fresh copy (receive count 0) becomes visible after ``delay``, then this one is
+        acked. For work that must wait (a paused account), not for failures."""
+        check_range("delay", delay, 0, MAX_DELAY_SECONDS)
+        self._send_later([message.body], float(delay))
+        self._ack(message)
+
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Peek at up to ``limit`` dead letters without removing them."""
         check_range("limit", limit, 1, 10_000)
         return self._dead_letters(int(limit))
+
+    def redrive(self, ids: Sequence[str] | None = None) -> int:
+        """Send dead letters back to the queue (fresh deliveries): those with ``ids``, or
+        every one when None. Returns how many went back; unknown ids are ignored."""
+        if isinstance(ids, str):
+            raise ValueError("redrive() takes a sequence of ids, not one str")
+        return self._move_dead(None if ids is None else set(ids), requeue=True)
+
+    def delete_dead(self, ids: Sequence[str] | None = None) -> int:
+        """Delete dead letters: those with ``ids``, or every one when None. Returns how many."""
+        if isinstance(ids, str):
+            raise ValueError("delete_dead() takes a sequence of ids, not one str")
+        return self._move_dead(None if ids is None else set(ids), requeue=False)
 
     def consumer(self, prefetch: int = MAX_BATCH, wait_seconds: float = 1.0) -> Consumer:
         """An iterator of messages; yields None after each ``wait_seconds`` without one."""
@@ -243,6 +272,14 @@ class WorkQueue(ABC):
 
     @abstractmethod
     def _dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def _send_later(self, bodies: list[str], delay: float) -> None:
+        """Store ``bodies`` as new messages, visible after ``delay`` seconds."""
+
+    @abstractmethod
+    def _move_dead(self, ids: set[str] | None, requeue: bool) -> int:
+        """Take dead letters (``ids``, or all) out; send them to the queue if ``requeue``."""
 
 
 class Consumer(Iterator["Message | None"]):

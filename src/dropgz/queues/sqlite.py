@@ -126,8 +126,11 @@ class SQLiteWorkQueue(WorkQueue):
     # ------------------------------------------------------------ primitives
 
     def _send(self, bodies: list[str]) -> None:
+        self._send_later(bodies, 0.0)
+
+    def _send_later(self, bodies: list[str], delay: float) -> None:
         now = time.time()
-        rows = [(uuid.uuid4().hex, body, now, now) for body in bodies]
+        rows = [(uuid.uuid4().hex, body, now, now + delay) for body in bodies]
         with self._write() as conn:
             conn.executemany(
                 "INSERT INTO messages (id, body, sent_at, visible_at) VALUES (?, ?, ?, ?)", rows)
@@ -224,9 +227,27 @@ class SQLiteWorkQueue(WorkQueue):
 
     def _dead_letters(self, limit: int) -> list[DeadLetter]:
         with self._read() as conn:
-            rows = conn.execute("SELECT body, reason FROM dead ORDER BY seq LIMIT ?",
+            rows = conn.execute("SELECT body, reason, seq FROM dead ORDER BY seq LIMIT ?",
                                 (limit,)).fetchall()
-        return [DeadLetter(body, reason) for body, reason in rows]
+        return [DeadLetter(body, reason, str(seq)) for body, reason, seq in rows]
+
+    def _move_dead(self, ids: set[str] | None, requeue: bool) -> int:
+        where, args = "", []
+        if ids is not None:
+            seqs = [int(i) for i in ids if i.isdigit()]
+            if not seqs:
+                return 0
+            where, args = f"WHERE seq IN ({', '.join('?' * len(seqs))})", seqs
+        with self._write() as conn:
+            if requeue:
+                now = time.time()
+                conn.execute("INSERT INTO messages (id, body, sent_at, visible_at) "  # noqa: S608
+                             f"SELECT lower(hex(randomblob(16))), body, ?, ? FROM dead {where} "
+                             "ORDER BY seq", [now, now, *args])
+            moved = conn.execute(f"DELETE FROM dead {where}", args).rowcount  # noqa: S608
+        log.info("%s %d dead letter(s) %s", "redrove" if requeue else "deleted", moved,
+                 fields(queue=self.path))
+        return moved
 
     # ------------------------------------------------------------ the rest
 

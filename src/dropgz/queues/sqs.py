@@ -180,6 +180,10 @@ class SQSWorkQueue(WorkQueue):
     # ------------------------------------------------------------ primitives
 
     def _send(self, bodies: list[str]) -> None:
+        self._send_later(bodies, 0.0)
+
+    def _send_later(self, bodies: list[str], delay: float) -> None:
+        later = {"DelaySeconds": math.ceil(delay)} if delay > 0 else {}
         pending = list(bodies)
         for attempt in range(SEND_ATTEMPTS):
             if attempt:
@@ -189,7 +193,8 @@ class SQSWorkQueue(WorkQueue):
             for batch in _batches(pending):
                 with self._call("SendMessageBatch"):
                     answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=[
-                        {"Id": str(i), "MessageBody": body} for i, body in enumerate(batch)])
+                        {"Id": str(i), "MessageBody": body, **later}
+                        for i, body in enumerate(batch)])
                 for failed in answer.get("Failed", []):
                     failures.append(failed)
                     retry.append(batch[int(failed["Id"])])
@@ -279,8 +284,36 @@ class SQSWorkQueue(WorkQueue):
                 seen.setdefault(m["MessageId"], m)
         self._unhide(list(seen.values()))
         letters = [DeadLetter(m["Body"], m.get("MessageAttributes", {}).get("reason", {})
-                              .get("StringValue")) for m in seen.values()]
+                              .get("StringValue"), m["MessageId"]) for m in seen.values()]
         return letters[:limit]
+
+    def _move_dead(self, ids: set[str] | None, requeue: bool) -> int:
+        # No SQS call acts on a message by id: receive the dead letters (hidden for a
+        # moment), act on the wanted ones, give the others back.
+        moved, others, seen = 0, [], set()
+        while ids is None or ids - seen:
+            with self._call("ReceiveMessage", dead=True):
+                batch = self.client.receive_message(
+                    QueueUrl=self.dead_letter_url, MaxNumberOfMessages=MAX_BATCH,
+                    WaitTimeSeconds=1, VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+                ).get("Messages", [])
+            if not batch or all(m["MessageId"] in seen for m in batch):
+                break
+            seen.update(m["MessageId"] for m in batch)
+            take = [m for m in batch if ids is None or m["MessageId"] in ids]
+            others += [m for m in batch if m not in take]
+            if take and requeue:
+                self._send([m["Body"] for m in take])
+            if take:
+                with self._call("DeleteMessageBatch", dead=True):
+                    self.client.delete_message_batch(QueueUrl=self.dead_letter_url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(take)])
+                moved += len(take)
+        self._unhide(others)
+        log.info("%s %d dead letter(s) %s", "redrove" if requeue else "deleted", moved,
+                 fields(queue=self.name))
+        return moved
 
     def _unhide(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), MAX_BATCH):
