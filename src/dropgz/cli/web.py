@@ -113,5 +113,6 @@ def command(config_path: Path | None, log_level: str, host: str, port: int) -> N
     log.info("listening: %s", fields(url=base_url, webhook=f"{base_url}/webhook"))
     click.echo(f"dropgz web: listening on {base_url}", err=True)
     _serve_until_signal(server, push_queue)
+    svc.counters.flush()
     log.info("stopped")
     sys.exit(0)

@@ -18,6 +18,7 @@ from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.compression.compress import FileCompressor
 from dropgz.compression.internal_client import InternalClient
 from dropgz.compression.memory import pin_mmap_threshold
+from dropgz.compression.reporter import SEND_TIMEOUT_SECONDS, Reporter
 from dropgz.compression.tokens import BrokeredCompressors, TokenSource
 from dropgz.compression.worker import CompressorLookup, Worker
 from dropgz.core.config import Settings
@@ -73,6 +74,15 @@ def verify_credentials(settings: Settings) -> None:
                     type(exc).__name__)
 
 
+def make_reporter(settings: Settings, concurrency: int) -> Reporter | None:
+    """Reports to the web tier when ``[Service] web_url`` is set (``dropgz serve`` sets it)."""
+    if not settings.service.web_url:
+        return None
+    key = settings.require("Service", "internal_key")
+    client = InternalClient(settings.service.web_url, key, timeout=SEND_TIMEOUT_SECONDS)
+    return Reporter(client, concurrency=concurrency)
+
+
 def install_signal_handlers(worker: Worker) -> None:
     """First SIGTERM/SIGINT: drain. Second: exit now."""
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -108,15 +118,23 @@ def command(config_path: Path | None, log_level: str, concurrency: int | None,
     pin_mmap_threshold()  # memory stays flat with file size: see dropgz.compression.memory
     queue = open_work_queue(settings)
     ledger = Ledger.in_dir(settings.service.data_path)
-    worker = Worker(queue, lookup,
-                    concurrency=concurrency or settings.service.concurrency,
+    concurrency = concurrency or settings.service.concurrency
+    reporter = make_reporter(settings, concurrency)
+    worker = Worker(queue, lookup, concurrency=concurrency,
+                    on_file=reporter.record if reporter else None,
+                    paused=reporter.paused if reporter else None,
                     on_outcome=ledger.record)
     install_signal_handlers(worker)
     log.info("worker started: queue=%s concurrency=%d claim=%ds compressor=%s level=%d "
              "tokens=%s", settings.aws.queue or "sqlite", worker.concurrency,
              worker.visibility_timeout, settings.compression.compressor,
              settings.compression.level, tokens)
+    if reporter is not None:
+        reporter.in_flight = lambda: worker.in_flight
+        reporter.start()
     report = worker.work(burst=burst)
+    if reporter is not None:
+        reporter.close()
     queue.close()
     ledger.close()
     log.info("worker stopped: compressed=%d skipped=%d retried=%d dead_lettered=%d",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from dropgz.compression.compress import Outcome
+from dropgz.compression.reporter import FileEvent
 from dropgz.core import message as messages
 from dropgz.core.errors import BadMessage, TransientError
 from dropgz.core.logs import fields
@@ -50,6 +51,12 @@ class Compressor(Protocol):
 CompressorLookup = Callable[[str | None], Compressor | None]
 # Pause before polling again after the work queue could not be reached.
 RECEIVE_RETRY_SECONDS = 1.0
+# A paused account's message is sent again this much later (its receive count starts over).
+PAUSED_DEFER_SECONDS = 30.0
+
+
+class AccountPaused(Exception):
+    """The message's account is paused: its files wait (deferred, not failed)."""
 
 
 @dataclass
@@ -76,7 +83,9 @@ class Worker:
     def __init__(self, queue: WorkQueue, compressors: CompressorLookup, *,
                  concurrency: int = 8, policy: RetryPolicy | None = None,
                  visibility_timeout: float | None = None, poll_seconds: float = 5.0,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None,
+                 on_file: Callable[[FileEvent], None] | None = None,
+                 paused: Callable[[str | None], bool] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.queue = queue
@@ -87,6 +96,8 @@ class Worker:
         self.visibility_timeout = float(visibility_timeout or queue.visibility_timeout)
         self.poll_seconds = poll_seconds
         self.on_outcome = on_outcome  # e.g. the ledger behind `dropgz status`
+        self.on_file = on_file  # every settled file, e.g. the reporter to the web tier
+        self.paused = paused  # accounts whose files must wait
         self._stop = threading.Event()
         self._force = threading.Event()
         self._done = threading.Event()
@@ -115,6 +126,12 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """Files being worked on now."""
+        with self._lock:
+            return len(self._in_flight)
 
     # ------------------------------------------------------------ the loop
 
@@ -199,6 +216,8 @@ class Worker:
         started = time.monotonic()
         try:
             outcome = self._handle(msg)
+        except AccountPaused as exc:
+            decision = Decision("defer", f"account {exc} is paused", PAUSED_DEFER_SECONDS)
         except Exception as exc:  # every failure is settled below, none escapes
             decision = self.policy.decide(exc, msg.receive_count)
         finally:
@@ -206,6 +225,8 @@ class Worker:
 
     def _handle(self, msg: Message) -> Outcome:
         item = messages.parse(msg.body)
+        if self.paused is not None and self.paused(item.account):
+            raise AccountPaused(item.account)
         compressor = self.compressors(item.account)
         if compressor is None:
             raise BadMessage(f"unknown account {item.account!r}")
@@ -219,9 +240,14 @@ class Worker:
             if outcome is not None:
                 self.queue.ack(msg)
                 self._record(outcome, seconds)
+                self._tell(msg, outcome.status, seconds, outcome=outcome)
+            elif decision is not None and decision.action == "defer":
+                self.queue.defer(msg, decision.delay)
+                log.info("deferred %s", fields(message=msg.id, reason=decision.reason))
             elif decision is not None and decision.action == "retry":
                 self.queue.release(msg, delay=decision.delay)
                 self._count("retried")
+                self._tell(msg, "retried", seconds, decision.reason)
                 log.warning("retry %s", fields(message=msg.id, attempt=msg.receive_count,
                                                delay=round(decision.delay, 1),
                                                reason=decision.reason))
@@ -229,6 +255,7 @@ class Worker:
                 reason = decision.reason if decision else "no outcome"
                 self.queue.dead_letter(msg, reason)
                 self._count("dead_lettered")
+                self._tell(msg, "failed", seconds, reason)
                 log.error("dead-letter %s", fields(message=msg.id, attempt=msg.receive_count,
                                                    reason=reason))
         except Exception:
@@ -240,6 +267,22 @@ class Worker:
                 self._in_flight.pop(msg.handle, None)
                 self._received_at.pop(msg.handle, None)
             self._return_slots(1)
+
+    def _tell(self, msg: Message, status: str, seconds: float, reason: str = "",
+              outcome: Outcome | None = None) -> None:
+        """Hand one settled file to ``on_file``; never fails the file."""
+        if self.on_file is None:
+            return
+        try:
+            if outcome is not None:
+                event = FileEvent(outcome.account or "", outcome.path, outcome.status,
+                                  outcome.bytes_in, outcome.bytes_out, seconds, outcome.reason)
+            else:
+                account, path = messages.describe(msg.body)
+                event = FileEvent(account, path, status, seconds=seconds, reason=reason)
+            self.on_file(event)
+        except Exception:
+            log.exception("could not report message %s", msg.id)
 
     def _record(self, outcome: Outcome, seconds: float) -> None:
         with self._lock:

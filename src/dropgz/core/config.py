@@ -129,6 +129,10 @@ class ServiceSettings:
     # Fernet key(s) encrypting connected accounts' refresh tokens at rest; comma-separated
     # for rotation (the first encrypts, every one decrypts).
     encryption_key: Secret | None = None
+    # The operator dashboard (/dashboard) opens with this password; /metrics answers a
+    # request bearing this token. Unset: each stays closed to everyone.
+    operator_password: Secret | None = None
+    metrics_token: Secret | None = None
 
     @property
     def data_path(self) -> Path:
@@ -289,6 +293,7 @@ _SECTIONS: dict[str, tuple[type, Callable[[Settings], Any], dict[str, Callable[[
         "data_dir": _text, "concurrency": _int(1, 256), "push_queue": _choice(PUSH_QUEUES),
         "state": _choice(STATE_STORES), "task_secret": _secret, "web_url": _url,
         "internal_key": _secret, "encryption_key": _fernet_keys,
+        "operator_password": _secret, "metrics_token": _secret,
     }),
 }
 _ATTR = {"Dropbox": "dropbox", "AWS": "aws", "Compression": "compression", "Service": "service"}

@@ -85,3 +85,16 @@ def parse(body: str | bytes) -> WorkItem:
         size=size,
         content_hash=_optional(data, "content_hash", str),
     )
+
+
+def describe(body: str | bytes) -> tuple[str, str]:
+    """``(account, path)`` of a body for reports, even a malformed one (``"-"`` when absent)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        return "", "-"
+    account, path = data.get("account"), data.get("path")
+    return (account if isinstance(account, str) else "",
+            path[:MAX_PATH_CHARS] if isinstance(path, str) and path else "-")

@@ -14,9 +14,11 @@ from dropgz.state.base import (
     LeaseLost,
     StateStore,
 )
+from dropgz.state.reports import ReportStore
 
 __all__ = ["ACCOUNT_STATUSES", "NEEDS_RECONNECT", "PAUSED", "WATCHING", "AccountState",
-           "CredentialMissing", "LeaseLost", "StateStore", "open_state_store"]
+           "CredentialMissing", "LeaseLost", "ReportStore", "StateStore", "open_report_store",
+           "open_state_store"]
 
 
 def open_state_store(settings: Settings) -> StateStore:
@@ -29,3 +31,12 @@ def open_state_store(settings: Settings) -> StateStore:
         return NdbStateStore(cipher)
     from dropgz.state.sqlite import SqliteStateStore
     return SqliteStateStore(settings.service.data_path / "state.sqlite3", cipher)
+
+
+def open_report_store(settings: Settings) -> ReportStore:
+    """Where worker reports are kept, beside the state (:mod:`dropgz.state.reports`)."""
+    if settings.service.state == "ndb":
+        from dropgz.state.reports_ndb import NdbReportStore
+        return NdbReportStore()
+    from dropgz.state.reports_sqlite import SqliteReportStore
+    return SqliteReportStore(settings.service.data_path / "reports.sqlite3")

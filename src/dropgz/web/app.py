@@ -1,9 +1,10 @@
 """The Flask app of the monitoring and delta tiers, for App Engine and for ``dropgz web``.
 
 :func:`create_app` takes the one :class:`~dropgz.core.config.Settings` object and optional
-ready-made collaborators (push queue, state store, work queue, Dropbox client factory);
-each defaults to the configured real one. Blueprints: ``webhook`` (monitoring tier,
-:mod:`dropgz.web.webhook`) and ``tasks`` (delta tier, :mod:`dropgz.web.tasks`). The
+ready-made collaborators (push queue, state store, work queue, Dropbox client factory,
+report store); each defaults to the configured real one. Blueprints: ``webhook`` (monitoring tier,
+:mod:`dropgz.web.webhook`), ``tasks`` (delta tier, :mod:`dropgz.web.tasks`) and
+``reports`` (what workers report, :mod:`dropgz.web.reports`). The
 views reach their collaborators through :func:`dropgz.web.services.services`, never by
 importing this module.
 """
@@ -22,8 +23,15 @@ from dropgz.dropbox_client.accounts import Accounts, DropboxFactory, default_dro
 from dropgz.pushqueue import PushQueue, open_push_queue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 from dropgz.queues.base import WorkQueue
-from dropgz.state import CredentialMissing, StateStore, open_state_store
-from dropgz.web import delta, internal, tasks, webhook
+from dropgz.state import (
+    CredentialMissing,
+    ReportStore,
+    StateStore,
+    open_report_store,
+    open_state_store,
+)
+from dropgz.web import delta, internal, metrics, reports, tasks, webhook
+from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.services import Services
 
@@ -65,6 +73,7 @@ def check_encryption(settings: Settings, state: StateStore) -> None:
 def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
                state: StateStore | None = None, work_queue: WorkQueue | None = None,
                dropbox_factory: DropboxFactory | None = None,
+               report_store: ReportStore | None = None,
                bucket_seconds: float = DEFAULT_BUCKET_SECONDS,
                page_limit: int = delta.MAX_PAGE_LIMIT,
                lease_seconds: float = delta.LEASE_SECONDS) -> Flask:
@@ -81,6 +90,7 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
                       JSON_SORT_KEYS=False)
     seed = (Accounts(settings.dropbox, dropbox_factory or default_dropbox_factory)
             if settings.dropbox.has_credentials() else None)
+    report_store = report_store if report_store is not None else open_report_store(settings)
     app.extensions["dropgz"] = Services(
         settings=settings,
         webhook_secret=secret,
@@ -90,6 +100,7 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
         credentials=AccountCredentials(settings, state, seed, dropbox_factory),
         open_work_queue=(lambda: work_queue) if work_queue is not None
         else _default_work_queue(settings),
+        reports=report_store, counters=Counters(report_store),
         bucket_seconds=bucket_seconds, page_limit=page_limit, lease_seconds=lease_seconds,
         internal_verifier=Verifier(settings.service.internal_key)
         if settings.service.internal_key else None,
@@ -97,6 +108,8 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     app.register_blueprint(webhook.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(internal.bp)
+    app.register_blueprint(reports.bp)
+    app.register_blueprint(metrics.bp)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -21,6 +21,8 @@ from dropgz.pushqueue import PushQueue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 from dropgz.queues.base import WorkQueue
 from dropgz.state import StateStore
+from dropgz.state.reports import ReportStore
+from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.delta import LEASE_SECONDS, MAX_PAGE_LIMIT
 
@@ -36,6 +38,8 @@ class Services:
     accounts: Accounts | None  # the seed's account (None: no [Dropbox] token configured)
     credentials: AccountCredentials  # every account served: the seed's and connected ones
     open_work_queue: Callable[[], WorkQueue]
+    reports: ReportStore  # what workers reported, and the web tier's own counters
+    counters: Counters
     bucket_seconds: float = DEFAULT_BUCKET_SECONDS
     page_limit: int = MAX_PAGE_LIMIT
     lease_seconds: float = LEASE_SECONDS
@@ -50,6 +54,10 @@ class Services:
             if self._work_queue is None:
                 self._work_queue = self.open_work_queue()
             return self._work_queue
+
+    def paused_accounts(self) -> list[str]:
+        """Accounts whose files wait (the delta tier queues none, workers defer theirs)."""
+        return []
 
 
 def services() -> Services:

@@ -58,6 +58,19 @@ def _check_origin() -> Response | None:
     return None
 
 
+# dropgz_delta_runs_total{result}: what a delta run's answer means.
+_RUN_RESULTS = {200: "done", 400: "bad_task", 409: "busy", 429: "rate_limited"}
+
+
+@bp.after_request
+def _count_run(response: Response) -> Response:
+    if request.endpoint == "tasks.delta" and response.status_code != 403:
+        counters = services().counters
+        counters.count(f"delta_runs:{_RUN_RESULTS.get(response.status_code, 'error')}")
+        counters.flush_after(response)
+    return response
+
+
 def _payload() -> tuple[str, datetime | None]:
     data = request.get_json(silent=True)
     account = data.get("account") if isinstance(data, dict) else None

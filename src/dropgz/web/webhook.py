@@ -83,11 +83,13 @@ def notify() -> Response:
     if not given or not signature_ok(svc.webhook_secret.reveal(), body, given):
         log.warning("webhook refused: %s", fields(reason="bad or missing signature",
                                                   remote=request.remote_addr))
-        return _text(403, "bad signature\n")
+        svc.counters.count("webhooks:bad_signature")
+        return svc.counters.flush_after(_text(403, "bad signature\n"))
     try:
         accounts = parse_accounts(body)
     except ValueError as exc:
-        return _text(400, f"{exc}\n")
+        svc.counters.count("webhooks:malformed")
+        return svc.counters.flush_after(_text(400, f"{exc}\n"))
     tasks = [delta_task(account, bucket_seconds=svc.bucket_seconds) for account in accounts]
     added = svc.push_queue.add(tasks) if tasks else []
     # INFO when work was queued (at most once per account per bucket); a burst's coalesced
@@ -96,4 +98,6 @@ def notify() -> Response:
     if log.isEnabledFor(level):
         log.log(level, "webhook: %s", fields(accounts=len(accounts), queued=sum(added),
                                             coalesced=len(added) - sum(added)))
-    return _text(200, "")
+    # Counted in memory, saved after the answer went out (dropgz.web.counters).
+    svc.counters.count("webhooks:accepted")
+    return svc.counters.flush_after(_text(200, ""))
