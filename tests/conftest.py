@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.moto",
     "tests.fixtures.scenarios",
+    "tests.fixtures.browser",
 ]

@@ -4,12 +4,15 @@ HTTP to the real endpoint; a web tier that is down never slows or stops compress
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import waitress
 from waitress import wasyncore
 
+from dropgz.compression import worker as worker_module
 from dropgz.compression.internal_client import InternalClient
 from dropgz.compression.reporter import FileEvent, Reporter
 from dropgz.core.secret import Secret
@@ -94,3 +97,26 @@ def test_reports_wait_while_the_web_tier_is_down_then_arrive(tmp_path: Path) -> 
         thread.join(10)
         server.task_dispatcher.shutdown()
     reporter.close(timeout=1)
+
+
+
+def test_a_paused_accounts_files_wait_without_spending_deliveries(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "PAUSED_DEFER_SECONDS", 1.0)
+    # Given a queued file of an account the web tier says is paused
+    data = text_bytes(3000)
+    rig.enqueue(replace(rig.item(rig.upload("/wait/file.txt", data)),
+                        account=rig.emulator.account_id))
+    paused = {rig.emulator.account_id}
+    worker = rig.worker(paused=lambda account: account in paused)
+    # When a worker sees it, it is deferred: not compressed, not failed, not dead
+    report = worker.work(max_jobs=1)
+    assert (report.compressed, report.retried, report.dead_lettered) == (0, 0, 0)
+    assert not rig.exists("/wait/file.txt.gz")
+    assert rig.queue.stats().dead == 0
+    # And once resumed, its next delivery (a first one again) compresses it
+    paused.clear()
+    report = worker.work(max_jobs=1)
+    assert report.compressed == 1
+    assert report.outcomes[0].path == "/wait/file.txt"
+    rig.assert_gz_of("/wait/file.txt", data)

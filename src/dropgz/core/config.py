@@ -274,6 +274,20 @@ def _secret(raw: str) -> Secret:
     return Secret(value)
 
 
+MIN_PASSWORD_CHARS = 8
+
+
+def _password(raw: str) -> Secret:
+    # Typed by a person, so a passphrase with spaces is fine; only control characters
+    # (a paste error) and very short ones are refused. (The value itself is never shown.)
+    value = raw.strip()
+    if any(not c.isprintable() for c in value):
+        raise ValueError("must be printable text (value not shown)")
+    if len(value) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"must be at least {MIN_PASSWORD_CHARS} characters (value not shown)")
+    return Secret(value)
+
+
 # section name -> (dataclass, accessor, {key: parser})
 _SECTIONS: dict[str, tuple[type, Callable[[Settings], Any], dict[str, Callable[[str], Any]]]] = {
     "Dropbox": (DropboxSettings, lambda s: s.dropbox, {
@@ -293,7 +307,7 @@ _SECTIONS: dict[str, tuple[type, Callable[[Settings], Any], dict[str, Callable[[
         "data_dir": _text, "concurrency": _int(1, 256), "push_queue": _choice(PUSH_QUEUES),
         "state": _choice(STATE_STORES), "task_secret": _secret, "web_url": _url,
         "internal_key": _secret, "encryption_key": _fernet_keys,
-        "operator_password": _secret, "metrics_token": _secret,
+        "operator_password": _password, "metrics_token": _secret,
     }),
 }
 _ATTR = {"Dropbox": "dropbox", "AWS": "aws", "Compression": "compression", "Service": "service"}

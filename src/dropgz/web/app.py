@@ -30,7 +30,7 @@ from dropgz.state import (
     open_report_store,
     open_state_store,
 )
-from dropgz.web import delta, internal, metrics, reports, tasks, webhook
+from dropgz.web import dashboard, delta, internal, metrics, reports, tasks, webhook
 from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.services import Services
@@ -110,6 +110,7 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     app.register_blueprint(internal.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(metrics.bp)
+    dashboard.register(app, settings)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -20,7 +20,8 @@ from dropgz.dropbox_client.accounts import Accounts
 from dropgz.pushqueue import PushQueue
 from dropgz.pushqueue.base import DEFAULT_BUCKET_SECONDS
 from dropgz.queues.base import WorkQueue
-from dropgz.state import StateStore
+from dropgz.state import PAUSED, StateStore
+from dropgz.state.base import MAX_PAGE_SIZE
 from dropgz.state.reports import ReportStore
 from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
@@ -57,7 +58,13 @@ class Services:
 
     def paused_accounts(self) -> list[str]:
         """Accounts whose files wait (the delta tier queues none, workers defer theirs)."""
-        return []
+        paused: list[str] = []
+        while True:
+            page = self.state.list_accounts(after=paused[-1] if paused else None,
+                                            limit=MAX_PAGE_SIZE, status=PAUSED)
+            paused += [record.account for record in page]
+            if len(page) < MAX_PAGE_SIZE:
+                return paused
 
 
 def services() -> Services:

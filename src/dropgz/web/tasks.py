@@ -14,13 +14,13 @@ from typing import Any
 
 import dropbox
 from dropbox.exceptions import AuthError
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from dropgz.core.errors import DropgzError, RateLimited, TransientError
 from dropgz.core.logs import fields
 from dropgz.core.retries import describe
 from dropgz.pushqueue.base import delta_task
-from dropgz.state.base import NEEDS_RECONNECT, WATCHING, LeaseLost
+from dropgz.state.base import NEEDS_RECONNECT, PAUSED, WATCHING, LeaseLost
 from dropgz.web.credentials import NeedsReconnect
 from dropgz.web.delta import (
     BUSY_RETRY_SECONDS,
@@ -66,9 +66,16 @@ _RUN_RESULTS = {200: "done", 400: "bad_task", 409: "busy", 429: "rate_limited"}
 def _count_run(response: Response) -> Response:
     if request.endpoint == "tasks.delta" and response.status_code != 403:
         counters = services().counters
-        counters.count(f"delta_runs:{_RUN_RESULTS.get(response.status_code, 'error')}")
+        result = g.get("delta_result") or _RUN_RESULTS.get(response.status_code, "error")
+        counters.count(f"delta_runs:{result}")
         counters.flush_after(response)
     return response
+
+
+def paused(account: str) -> bool:
+    """True when the operator paused the account: the delta tier queues none of its files."""
+    record = services().state.get(account)
+    return record is not None and record.status == PAUSED
 
 
 def _payload() -> tuple[str, datetime | None]:
@@ -92,6 +99,10 @@ def delta() -> Response:
         account, notified_at = _payload()
     except ValueError as exc:
         return _answer(400, error=str(exc))
+    if paused(account):
+        # Its changes stay ahead of its cursor; resuming queues a run that picks them up.
+        g.delta_result = "paused"
+        return _answer(200, account=account, ignored="paused")
     try:
         with dropbox_errors():
             dbx = svc.credentials.client_for(account)
