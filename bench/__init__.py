@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, str] = {
     "webhook": "bench.webhook",
     "delta": "bench.delta",
     "compressors": "bench.compressors",
+    "reporting": "bench.reporting",
+    "dashboard": "bench.dashboard",
 }
 
 

@@ -31,6 +31,8 @@ EXPECTED_FIGURES = {
     "webhook": ["dropgz POSTs/s / bare route POSTs/s", "dropgz p99 latency"],
     "delta": ["first listing: files/s", "first listing: Dropbox calls / floor",
               "first listing: SQS calls / floor", "continue after 600 changes: files/s"],
+    "reporting": ["files/s with reporting / without"],
+    "dashboard": ["slowest page: large service / small service"],
 }
 
 

@@ -60,7 +60,7 @@ def _dt(value: float) -> datetime:
 
 
 def _sums(row: Sequence[int]) -> Sums:
-    return Sums(*(int(v) for v in row))
+    return Sums(*row)
 
 
 class SqliteReportStore(ReportStore):
