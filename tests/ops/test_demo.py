@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,11 @@ def test_demo_compresses_and_verifies_every_sample(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr + logs[-5000:]
     assert "files compressed and verified" in result.stdout
     assert "left alone" in result.stdout
+    # It says where the dashboard is and how to log in (the run's own password)
+    shown = re.search(r"http://127\.0\.0\.1:\d+/dashboard\s+\(log in with the password "
+                      r"(\S+)\)", result.stdout)
+    assert shown, result.stdout
+    assert f"operator_password = {shown.group(1)}" in (workdir / "settings.cfg").read_text()
     # The emulator keeps files in a plain folder: check the .gz files there with GNU gzip too.
     root = workdir / "dropbox"
     gz_files = [p for p in root.rglob("*.gz") if ".emulator" not in p.parts]

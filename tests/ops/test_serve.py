@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,6 +99,17 @@ def test_serve_compresses_every_new_file(queue: str, tmp_path: Path, request) ->
             assert set(listing) == expected
             _, response = dbx.files_download("/archive.tgz.gz")
             assert response.content == users_gz
+            # and serve's two workers reported every file: `dropgz status` shows the total
+            def status() -> str:
+                return subprocess.run([sys.executable, "-m", "dropgz", "status"], env=env,
+                                      cwd=tmp_path, capture_output=True, text=True,
+                                      timeout=60, check=True).stdout
+            counted = re.compile(rf"compressed by every worker.*\n(.*\n)*.*│\s+{N_FILES} │")
+            deadline = time.monotonic() + 30
+            while not counted.search(status()) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            shown = status()
+            assert counted.search(shown) and "2 live" in shown, shown
         finally:
             serve.send_signal(signal.SIGTERM)
             code = serve.wait(timeout=60)

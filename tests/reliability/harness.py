@@ -206,6 +206,16 @@ def check_invariants(world: World, queue: WorkQueue | None,
         assert dead == sorted(poisoned), f"dead letters {dead[:5]} != poisoned"
 
 
+def invariant_counts(world: World, queue: WorkQueue) -> dict[str, int]:
+    """What the checker sees, as counts: files with their .gz, the bytes of those files and
+    of their .gz, and the dead letters (for comparing with /metrics)."""
+    files, _ = list_all(world.dbx)
+    wanted = world.expected_gz()
+    return {"compressed": len(wanted), "bytes_in": sum(len(d) for d in wanted.values()),
+            "bytes_out": sum(files[gz].size for gz in wanted),
+            "dead": len(queue.dead_letters(1000))}
+
+
 # ---------------------------------------------------------------- the pipeline
 
 

@@ -44,10 +44,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _settings_text(info: dict, data_dir: Path) -> str:
+def _settings_text(info: dict, data_dir: Path, password: str) -> str:
     return (f"[Dropbox]\ntoken: {info['token']}\nsecret: {info['app_secret']}\n"
             f"api_base_url: {info['url']}\naccount_id: {info['account_id']}\n\n"
-            f"[Service]\ndata_dir = {data_dir}\nconcurrency = 8\n")
+            f"[Service]\ndata_dir = {data_dir}\nconcurrency = 8\n"
+            f"operator_password = {password}\n")
 
 
 class Demo:
@@ -60,6 +61,8 @@ class Demo:
         self.timeout = timeout
         self.console = console
         self.procs: list = []
+        # The dashboard's password for this run only (printed: it guards a local demo).
+        self.password = secrets.token_urlsafe(12)
 
     def run(self, keep: bool = False) -> int:
         try:
@@ -90,13 +93,15 @@ class Demo:
         self.procs.append(emulator)
         self.console.print(f"  Dropbox emulator  {info['url']}  (files in {info['root']})")
         settings_path = self.workdir / "settings.cfg"
-        settings_path.write_text(_settings_text(info, self.workdir / "data"))
+        settings_path.write_text(_settings_text(info, self.workdir / "data", self.password))
         settings_path.chmod(0o600)
         serve = spawn([sys.executable, "-m", "dropgz", "serve", "--config", str(settings_path),
                        "--port", str(port), "--workers", "1"], logs / "serve.log")
         self.procs.append(serve)
         wait_http(f"{web_url}/webhook?challenge=ready", serve, logs / "serve.log")
         self.console.print(f"  dropgz serve      {web_url}/webhook  (logs in {logs})")
+        self.console.print(f"  dashboard         {web_url}/dashboard  "
+                           f"(log in with the password {self.password})")
         dbx = make_dropbox(DropboxSettings(token=Secret(info["token"]),
                                            api_base_url=info["url"]))
         return dbx, web_url, settings_path
@@ -193,6 +198,7 @@ class Demo:
 
     def _keep(self, web_url: str, settings_path: Path) -> None:
         self.console.print(f"\nStill running (Ctrl-C to stop). Webhook: {web_url}/webhook\n"
+                           f"Dashboard: {web_url}/dashboard (password: {self.password})\n"
                            f"Settings for other dropgz commands: {settings_path}\n"
                            f"{settings_path.read_text()}")
         try:

@@ -109,3 +109,15 @@ def heartbeat() -> Response:
         return _answer(400, error=str(exc))
     svc.reports.heartbeat(beat)
     return _answer(200, paused=svc.paused_accounts()[:MAX_PAUSED_LISTED])
+
+
+@bp.post("/summary")
+def summary() -> Response:
+    """The global totals ``dropgz status`` prints: the dashboard's numbers."""
+    svc = services()
+    svc.counters.flush()
+    beats = svc.reports.workers()
+    live = [b for b in beats if not b.stale()]
+    return _answer(200, totals=svc.reports.totals(),
+                   workers={"live": len(live), "stale": len(beats) - len(live),
+                            "in_flight": sum(b.in_flight for b in live)})
