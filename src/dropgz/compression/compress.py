@@ -10,6 +10,9 @@ Safety rules, each for a reason:
 - Never overwrite a ``name.gz`` that dropgz did not make: an existing ``name.gz`` is
   replaced only when its gzip header names ``name`` (what our output carries), and only
   with ``mode=update(<its rev>)`` so two workers racing on one file cannot interleave.
+  A small file's ``.gz`` is written with ``mode=add`` in its account's next batch commit,
+  and the existing one is looked at only when that conflicts (:mod:`.commit`); a large
+  file's target is looked at first, as its upload is long.
 - ``replace_original`` deletes the original only after Dropbox's content hash of the
   uploaded .gz equals the hash of the bytes sent, and only if the original is still the
   revision that was compressed (``delete_v2`` with ``parent_rev``).
@@ -25,8 +28,11 @@ import dropbox
 from dropbox.exceptions import ApiError
 from dropbox.files import CommitInfo, FileMetadata, WriteMode
 
+from dropgz.compression.batch import BatchCommitter
+from dropgz.compression.commit import Skip, gzip_header_name, not_ours, read_header, write_small
 from dropgz.compression.download import open_download
 from dropgz.compression.gzstream import GzipReader, unix_mtime
+from dropgz.compression.route_errors import is_conflict, is_not_file, is_not_found
 from dropgz.compression.upload import upload_stream
 from dropgz.core import eligibility
 from dropgz.core.config import CompressionSettings
@@ -35,11 +41,11 @@ from dropgz.core.message import WorkItem
 
 log = logging.getLogger(__name__)
 
-# Up to this many source bytes, compress into memory and send one files/upload (one call);
-# above it, stream through an upload session (dropgz.compression.upload: compression and
-# sending overlap, at most three 4 MiB chunks in memory).
+# Up to this many source bytes, compress into memory, send it in one closed upload session
+# and commit it in a batch (dropgz.compression.commit); above it, stream through an upload
+# session of its own (dropgz.compression.upload: compression and sending overlap, at most
+# three 4 MiB chunks in memory).
 SINGLE_UPLOAD_MAX_SOURCE = 8 * 1024 * 1024
-HEADER_PROBE_BYTES = 1024  # enough for a gzip header with a 255-character name
 
 
 @dataclass(frozen=True)
@@ -61,54 +67,21 @@ class Outcome:
         return self.bytes_out / self.bytes_in if self.bytes_in else 0.0
 
 
-def _path_error(exc: ApiError) -> object | None:
-    """The LookupError/WriteError inside a route error, whichever route raised it."""
-    err = exc.error
-    if not getattr(err, "is_path", lambda: False)():
-        return None
-    inner = err.get_path()
-    # files/upload wraps the WriteError in UploadWriteFailed(reason=...).
-    return getattr(inner, "reason", inner)
-
-
-def _is_not_found(exc: ApiError) -> bool:
-    err = _path_error(exc)
-    return bool(err is not None and getattr(err, "is_not_found", lambda: False)())
-
-
-def _is_not_file(exc: ApiError) -> bool:
-    err = _path_error(exc)
-    return bool(err is not None and getattr(err, "is_not_file", lambda: False)())
-
-
-def _is_conflict(exc: ApiError) -> bool:
-    err = _path_error(exc)
-    return bool(err is not None and getattr(err, "is_conflict", lambda: False)())
-
-
-def gzip_header_name(header: bytes) -> bytes | None:
-    """FNAME from a gzip header (RFC 1952 §2.3), or None when absent or not gzip."""
-    if len(header) < 10 or header[:2] != eligibility.GZIP_MAGIC or header[2] != 8:
-        return None
-    flags, pos = header[3], 10
-    if flags & 0x04:  # FEXTRA
-        if len(header) < pos + 2:
-            return None
-        pos += 2 + int.from_bytes(header[pos:pos + 2], "little")
-    if not flags & 0x08:  # no FNAME
-        return None
-    end = header.find(b"\x00", pos)
-    return header[pos:end] if end != -1 else None
-
-
 class FileCompressor:
     """Compresses files of one account with one Dropbox client and one set of rules."""
 
-    def __init__(self, dbx: dropbox.Dropbox, rules: CompressionSettings) -> None:
+    def __init__(self, dbx: dropbox.Dropbox, rules: CompressionSettings,
+                 committer: BatchCommitter | None = None) -> None:
         self.dbx = dbx
         self.rules = rules
+        # Small .gz files are committed in batches per account: share one per account.
+        self.committer = committer or BatchCommitter()
 
     def run(self, item: WorkItem) -> Outcome:
+        with self.committer.working():  # a batch may wait for this file
+            return self._run(item)
+
+    def _run(self, item: WorkItem) -> Outcome:
         started = time.monotonic()
         reason = eligibility.skip_reason(item.path, item.size, self.rules)
         if reason:
@@ -116,9 +89,9 @@ class FileCompressor:
         try:
             download = open_download(self.dbx, item.path)
         except ApiError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return Outcome("skipped", item.path, "gone (deleted or moved)", item.rev)
-            if _is_not_file(exc):
+            if is_not_file(exc):
                 return Outcome("skipped", item.path, "is a folder", item.rev)
             raise
         try:
@@ -140,10 +113,15 @@ class FileCompressor:
         if eligibility.looks_gzipped(reader.peek_source(2)):
             return Outcome("skipped", path, "content is already gzip", md.rev)
         target = eligibility.gz_path(path)
-        mode = self._write_mode(target, md.name)
-        if isinstance(mode, str):
-            return Outcome("skipped", path, mode, md.rev)
-        uploaded = self._upload(reader, target, mode, md)
+        if md.size <= SINGLE_UPLOAD_MAX_SOURCE:
+            data = reader.read()
+            uploaded = write_small(self.dbx, self.committer, data, reader.content_hash,
+                                   target, md)
+        else:
+            mode = self._write_mode(target, md.name)
+            uploaded = mode if isinstance(mode, Skip) else self._upload(reader, target, mode, md)
+        if isinstance(uploaded, Skip):
+            return Outcome("skipped", path, uploaded.reason, md.rev)
         if uploaded.content_hash != reader.content_hash:
             raise TransientError(f"uploaded {target} hash {uploaded.content_hash} differs from "
                                  f"the bytes sent ({reader.content_hash})")
@@ -151,25 +129,20 @@ class FileCompressor:
         return Outcome("compressed", path, "", md.rev, reader.bytes_in, reader.bytes_out,
                        time.monotonic() - started, deleted)
 
-    def _write_mode(self, target: str, name: str) -> WriteMode | str:
-        """How to write ``target``: add, update(rev) of our own old .gz, or a skip reason."""
+    def _write_mode(self, target: str, name: str) -> WriteMode | Skip:
+        """How to write a large file's ``target``: add, update(rev) of our own old .gz, or
+        a skip."""
         try:
             existing = self.dbx.files_get_metadata(target)
         except ApiError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return WriteMode.add
             raise
         if not isinstance(existing, FileMetadata):
-            return f"{target} exists and is not a file"
-        _, response = self.dbx.files_download(
-            target, rev=existing.rev,
-            extra_headers={"Range": f"bytes=0-{HEADER_PROBE_BYTES - 1}"})
-        try:
-            header = response.raw.read(HEADER_PROBE_BYTES)
-        finally:
-            response.close()
+            return Skip("gz-taken", f"{target} exists and is not a file")
+        _, header = read_header(self.dbx, target, rev=existing.rev)
         if gzip_header_name(header) != name.encode("utf-8"):
-            return f"{target} exists and was not made by dropgz from {name}; left alone"
+            return not_ours(target, name)
         return WriteMode.update(existing.rev)
 
     def _upload(self, reader: GzipReader, target: str, mode: WriteMode,
@@ -177,16 +150,9 @@ class FileCompressor:
         commit = CommitInfo(path=target, mode=mode, autorename=False, mute=True,
                             client_modified=md.client_modified, strict_conflict=True)
         try:
-            if md.size <= SINGLE_UPLOAD_MAX_SOURCE:
-                data = reader.read()
-                # Our hash of the bytes: Dropbox checks it, and the SDK need not hash again.
-                return self.dbx.files_upload(
-                    data, target, mode=mode, autorename=False, mute=True,
-                    client_modified=md.client_modified, strict_conflict=True,
-                    content_hash=reader.content_hash)
             return upload_stream(self.dbx, reader, commit)
         except ApiError as exc:
-            if _is_conflict(exc):
+            if is_conflict(exc):
                 # Another worker wrote target meanwhile (a redelivery or a newer rev): let the
                 # retry re-read the situation rather than overwrite what we did not see.
                 raise TransientError(f"{target} changed while compressing; retrying") from None

@@ -27,6 +27,7 @@ import dropbox
 import requests
 from dropbox.exceptions import AuthError
 
+from dropgz.compression.batch import Committers
 from dropgz.compression.compress import FileCompressor, Outcome
 from dropgz.compression.internal_client import InternalCallRefused, InternalClient
 from dropgz.core.config import CompressionSettings, DropboxSettings
@@ -136,6 +137,7 @@ class BrokeredCompressors:
         self._session: requests.Session = make_session(dropbox_settings.api_base_url,
                                                        dropbox_settings.ca_bundle, pool_size)
         self._compressors: OrderedDict[str | None, tuple[Token, FileCompressor]] = OrderedDict()
+        self._committers = Committers()  # one batch committer per account, whatever its token
         self._guard = threading.Lock()
 
     def __call__(self, account: str | None) -> BrokeredCompressor:
@@ -151,7 +153,7 @@ class BrokeredCompressors:
                 return cached[1]
         client: dropbox.Dropbox = make_dropbox(replace(self._settings, token=token.value),
                                                session=self._session)
-        compressor = FileCompressor(client, self._rules)
+        compressor = FileCompressor(client, self._rules, self._committers.for_account(account))
         with self._guard:
             self._compressors[account] = (token, compressor)
             while len(self._compressors) > MAX_CACHED_COMPRESSORS:

@@ -8,6 +8,10 @@ superseded revisions. Each message is settled exactly once, in ``finally``:
 - failed, worth retrying → ``release`` with the policy's delay;
 - failed for good, or too often → ``dead_letter`` with the reason.
 
+A small file waiting for its account's batch commit gives its slot back
+(:mod:`~dropgz.compression.parking`): up to ``concurrency × PARKED_PER_SLOT`` such files
+wait while ``concurrency`` others download, compress and upload.
+
 A message is claimed for a short time (the queue's ``visibility_timeout``, 30 s by
 default) that a heartbeat renews every third of it for as long as its file is worked on,
 however long that takes. A worker that dies stops renewing: its files are visible again
@@ -27,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from dropgz.compression import parking
 from dropgz.compression.compress import Outcome
 from dropgz.compression.reporter import FileEvent
 from dropgz.core import message as messages
@@ -53,6 +58,9 @@ CompressorLookup = Callable[[str | None], Compressor | None]
 RECEIVE_RETRY_SECONDS = 1.0
 # A paused account's message is sent again this much later (its receive count starts over).
 PAUSED_DEFER_SECONDS = 30.0
+# Files that may wait for their batch commit without a slot, per slot (threads, no buffers:
+# their bytes are already uploaded).
+PARKED_PER_SLOT = 4
 
 
 class AccountPaused(Exception):
@@ -105,6 +113,8 @@ class Worker:
         self._in_flight: dict[str, Message] = {}
         self._received_at: dict[str, float] = {}  # handle -> monotonic time of the receive
         self._slots = threading.Semaphore(concurrency)
+        self._parked: set[str] = set()  # handles of files waiting without a slot
+        self.max_parked = concurrency * PARKED_PER_SLOT
         self._report = WorkReport()
 
     # ------------------------------------------------------------ control
@@ -148,7 +158,8 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, name="dropgz-heartbeat",
                                      daemon=True)
         heartbeat.start()
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dropgz-file")
+        pool = ThreadPoolExecutor(self.concurrency + self.max_parked,
+                                  thread_name_prefix="dropgz-file")
         last_message = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -215,13 +226,22 @@ class Worker:
         decision: Decision | None = None
         started = time.monotonic()
         try:
-            outcome = self._handle(msg)
+            with parking.slot(lambda: self._park(msg.handle)):
+                outcome = self._handle(msg)
         except AccountPaused as exc:
             decision = Decision("defer", f"account {exc} is paused", PAUSED_DEFER_SECONDS)
         except Exception as exc:  # every failure is settled below, none escapes
             decision = self.policy.decide(exc, msg.receive_count)
         finally:
             self._settle(msg, outcome, decision, time.monotonic() - started)
+
+    def _park(self, handle: str) -> None:
+        """The file of ``handle`` waits for others: its slot goes to the next file."""
+        with self._lock:
+            if handle in self._parked or len(self._parked) >= self.max_parked:
+                return
+            self._parked.add(handle)
+        self._return_slots(1)
 
     def _handle(self, msg: Message) -> Outcome:
         item = messages.parse(msg.body)
@@ -266,7 +286,10 @@ class Worker:
             with self._lock:
                 self._in_flight.pop(msg.handle, None)
                 self._received_at.pop(msg.handle, None)
-            self._return_slots(1)
+                parked = msg.handle in self._parked
+                self._parked.discard(msg.handle)
+            if not parked:
+                self._return_slots(1)
 
     def _tell(self, msg: Message, status: str, seconds: float, reason: str = "",
               outcome: Outcome | None = None) -> None:
