@@ -91,9 +91,14 @@ def test_tokens_are_asked_again_shortly_before_they_expire(brokered: Any) -> Non
     source = lookup.source
     first = source.token(rig.emulator.account_id)
     assert source.token(rig.emulator.account_id) is first
-    clock.now = first.expires_at - 60  # inside the margin: not used any more
+    clock.now += 30
+    assert source.token(rig.emulator.account_id) is first
+    clock.now += 31  # a minute later: asked again (a disconnect shows within a minute)
     second = source.token(rig.emulator.account_id)
     assert second is not first and source.fetched == 2
+    clock.now = second.expires_at - 60  # inside the expiry margin: not used any more
+    third = source.token(rig.emulator.account_id)
+    assert third is not second and source.fetched == 3
 
 
 def test_disconnected_and_refused_accounts_are_acked_with_the_reason(brokered: Any,

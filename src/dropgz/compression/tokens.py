@@ -4,7 +4,9 @@ With ``[Service] web_url`` set, a worker holds no Dropbox credential of its own:
 message it asks the web tier for a short-lived access token of the message's account
 (``POST /internal/token``, signed with ``[Service] internal_key``), caches it until shortly
 before it expires, and compresses with an SDK client made from it. A message for account A
-is only ever processed with A's token: clients are built and cached per account.
+is only ever processed with A's token: clients are built and cached per account. The web tier
+is asked again at least every :data:`RECHECK_SECONDS`, so an account disconnected meanwhile
+stops being served even when its token still works.
 
 When the web tier answers that the account is disconnected or needs reconnecting, the file
 is settled as skipped with that reason (acked, logged, counted), never retried or
@@ -44,6 +46,10 @@ TOKEN_PATH = "/internal/token"  # noqa: S105 - a path
 # Stop using a token this long before it expires (or a quarter of its lifetime, if shorter):
 # a file started just before expiry must not fail half-way.
 EXPIRY_MARGIN_SECONDS = 5 * 60
+# Ask the web tier again after this long even when the token is still valid: a disconnected
+# account's queued files stop being compressed within this time, even if Dropbox could not
+# be told to revoke the token. (One small call per account per minute.)
+RECHECK_SECONDS = 60.0
 # Accounts whose client a worker keeps (least recently used beyond this are rebuilt on use).
 MAX_CACHED_COMPRESSORS = 1024
 # The web tier's answers that mean "do not process this account's files".
@@ -67,7 +73,8 @@ class Token:
 
     def usable(self, now: float) -> bool:
         lifetime = max(self.expires_at - self.issued_at, 0.0)
-        return now < self.expires_at - min(EXPIRY_MARGIN_SECONDS, lifetime / 4)
+        return (now < self.expires_at - min(EXPIRY_MARGIN_SECONDS, lifetime / 4)
+                and now < self.issued_at + RECHECK_SECONDS)
 
 
 class TokenSource:

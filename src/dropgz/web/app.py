@@ -12,6 +12,8 @@ importing this module.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
@@ -30,7 +32,18 @@ from dropgz.state import (
     open_report_store,
     open_state_store,
 )
-from dropgz.web import dashboard, delta, internal, metrics, reports, tasks, webhook
+from dropgz.web import (
+    account_page,
+    connect,
+    dashboard,
+    delta,
+    internal,
+    metrics,
+    reports,
+    tasks,
+    webhook,
+)
+from dropgz.web.cookies import CookieJar
 from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.services import Services
@@ -45,6 +58,10 @@ def _default_work_queue(settings: Settings) -> Callable[[], WorkQueue]:
         from dropgz.queues import open_work_queue
         return open_work_queue(settings)
     return open_queue
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
 
 
 def check_encryption(settings: Settings, state: StateStore) -> None:
@@ -85,7 +102,9 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
         raise ValueError(f"page_limit must be 1..{delta.MAX_PAGE_LIMIT}, got {page_limit}")
     state = state if state is not None else open_state_store(settings)
     check_encryption(settings, state)
-    app = Flask("dropgz")
+    # Templates and static files of the pages live beside this module (web/templates, web/static).
+    app = Flask("dropgz", root_path=str(Path(__file__).parent))
+    app.add_template_filter(_when, "when")
     app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, DEBUG=False,
                       JSON_SORT_KEYS=False)
     seed = (Accounts(settings.dropbox, dropbox_factory or default_dropbox_factory)
@@ -104,6 +123,7 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
         bucket_seconds=bucket_seconds, page_limit=page_limit, lease_seconds=lease_seconds,
         internal_verifier=Verifier(settings.service.internal_key)
         if settings.service.internal_key else None,
+        cookies=CookieJar(settings) if settings.dropbox.redirect_uri else None,
     )
     app.register_blueprint(webhook.bp)
     app.register_blueprint(tasks.bp)
@@ -111,6 +131,8 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     app.register_blueprint(reports.bp)
     app.register_blueprint(metrics.bp)
     dashboard.register(app, settings)
+    app.register_blueprint(connect.bp)
+    app.register_blueprint(account_page.bp)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -24,6 +24,7 @@ from dropgz.state import PAUSED, StateStore
 from dropgz.state.base import MAX_PAGE_SIZE
 from dropgz.state.reports import ReportStore
 from dropgz.web.counters import Counters
+from dropgz.web.cookies import CookieJar
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.delta import LEASE_SECONDS, MAX_PAGE_LIMIT
 
@@ -46,6 +47,8 @@ class Services:
     lease_seconds: float = LEASE_SECONDS
     # Checks calls to /internal/* (None: [Service] internal_key unset, so they are refused).
     internal_verifier: Verifier | None = None
+    # Signs the user pages' cookies (None: [Dropbox] redirect_uri unset, pages disabled).
+    cookies: CookieJar | None = None
     _work_queue: WorkQueue | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
