@@ -20,19 +20,25 @@ def test_demo_compresses_and_verifies_every_sample(tmp_path: Path) -> None:
         capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=240, check=False)
     logs = "".join(p.read_text() for p in (workdir / "logs").glob("*.log"))
     assert result.returncode == 0, result.stdout + result.stderr + logs[-5000:]
-    assert "files compressed and verified" in result.stdout
+    assert "files of 2 users compressed and verified" in result.stdout
     assert "left alone" in result.stdout
     # It says where the dashboard is and how to log in (the run's own password)
     shown = re.search(r"http://127\.0\.0\.1:\d+/dashboard\s+\(log in with the password "
                       r"(\S+)\)", result.stdout)
     assert shown, result.stdout
     assert f"operator_password = {shown.group(1)}" in (workdir / "settings.cfg").read_text()
-    # The emulator keeps files in a plain folder: check the .gz files there with GNU gzip too.
-    root = workdir / "dropbox"
-    gz_files = [p for p in root.rglob("*.gz") if ".emulator" not in p.parts]
-    originals = {p.with_suffix("") for p in gz_files} & {p for p in root.rglob("*") if p.is_file()}
-    assert len(originals) >= 9, sorted(str(p) for p in gz_files)
-    for original in originals:
-        assert gunzip_bytes((original.parent / (original.name + ".gz")).read_bytes()) == \
-            original.read_bytes()
-    assert not (root / "backups" / "already.tar.gz.gz").exists()
+    assert result.stdout.count("connected at http://127.0.0.1:") == 2
+    # The emulator keeps each user's files in a plain folder (user 2's inside the first's
+    # hidden state folder): check the .gz files there with GNU gzip too.
+    first = workdir / "dropbox"
+    # (user 1 also has the one large file)
+    for root, at_least in ((first, 9), (first / ".dropgz-emulator" / "accounts" / "2", 8)):
+        files = [p for p in root.rglob("*")
+                 if p.is_file() and ".dropgz-emulator" not in p.relative_to(root).parts]
+        gz_files = [p for p in files if p.suffix == ".gz"]
+        originals = {p.with_suffix("") for p in gz_files} & set(files)
+        assert len(originals) >= at_least, sorted(str(p) for p in gz_files)
+        for original in originals:
+            assert gunzip_bytes((original.parent / (original.name + ".gz")).read_bytes()) == \
+                original.read_bytes()
+        assert not (root / "backups" / "already.tar.gz.gz").exists()

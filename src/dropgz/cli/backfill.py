@@ -18,8 +18,7 @@ from rich.progress import (
 
 from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.compression.compress import FileCompressor
-from dropgz.dropbox_client import make_dropbox
-from dropgz.dropbox_client.accounts import Accounts
+from dropgz.ops.account_clients import UnknownAccount, account_client
 from dropgz.ops.backfill import Backfill
 
 
@@ -32,18 +31,22 @@ from dropgz.ops.backfill import Backfill
 @click.option("--concurrency", type=click.IntRange(1, 256), default=None,
               help="Files at once with --direct (default: [Service] concurrency).")
 @click.option("--restart", is_flag=True, help="Forget an unfinished backfill of PATH first.")
+@click.option("--account", "account_id", default=None, metavar="ID",
+              help="The connected account to backfill (dbid:...; default: the account of "
+                   "[Dropbox] token). Its id is on the page shown after connecting.")
 def command(path: str, config_path: Path | None, log_level: str, direct: bool,
-            concurrency: int | None, restart: bool) -> None:
-    """Compress every eligible file already under PATH (default: everything): through the
-    work queue (workers do it), or --direct. Resumable: run it again after an interruption
-    and it goes on where it stopped."""
+            concurrency: int | None, restart: bool, account_id: str | None) -> None:
+    """Compress every eligible file already under PATH (default: everything) of one account:
+    through the work queue (workers do it), or --direct. Resumable: run it again after an
+    interruption and it goes on where it stopped."""
     if not path.startswith("/"):
         raise click.BadParameter(f"must start with '/': {path!r}", param_hint="PATH")
     settings = load(config_path, log_level)
-    settings.require_dropbox_credentials()
     workers = concurrency or settings.service.concurrency
-    dbx = make_dropbox(settings.dropbox, pool_size=workers + 4)
-    account = Accounts(settings.dropbox, lambda _: dbx).owner_id()
+    try:
+        account, dbx = account_client(settings, account_id, pool_size=workers + 4)
+    except UnknownAccount as exc:
+        raise click.BadParameter(str(exc), param_hint="--account") from None
     backfill = Backfill(settings.service.data_path, account, path)
     if restart:
         backfill.finish()
@@ -89,4 +92,4 @@ def command(path: str, config_path: Path | None, log_level: str, direct: bool,
                       f"skipped, {saved:,} bytes saved")
     else:
         console.print(f"{len(items) - start} work messages sent for {len(items)} files "
-                      f"under {path}")
+                      f"under {path} of {account}")

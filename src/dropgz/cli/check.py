@@ -9,13 +9,16 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dropgz.cli.common import config_option, load
-from dropgz.core.config import Settings
+from dropgz.core.config import CONNECT_CALLBACK_PATH, Settings
 from dropgz.core.errors import DropgzError
 
-Check = tuple[str, bool, str]  # what, passed, detail
+Check = tuple[str, bool | None, str]  # what, passed (None: a warning, not a failure), detail
+# Connected accounts listed one per row; beyond this, only counted.
+MAX_ACCOUNT_ROWS = 20
 
 
 def _dropbox(settings: Settings) -> list[Check]:
@@ -24,6 +27,9 @@ def _dropbox(settings: Settings) -> list[Check]:
     from dropgz.dropbox_client import make_dropbox
 
     d = settings.dropbox
+    if not d.has_credentials() and d.redirect_uri:
+        return [("Dropbox credentials", True, "none in settings: only accounts connected at "
+                 "/connect are served")]
     if not d.has_credentials():
         return [("Dropbox credentials", False, "[Dropbox] token (or refresh_token + app_key) "
                  "is missing")]
@@ -79,20 +85,73 @@ def _queue(settings: Settings) -> list[Check]:
     return checks
 
 
-CHECKS: list[Callable[[Settings], list[Check]]] = [_dropbox, _webhook, _queue]
+def _connect(settings: Settings) -> list[Check]:
+    d = settings.dropbox
+    if not d.redirect_uri:
+        return [("Connect page", True, "off ([Dropbox] redirect_uri not set): only the "
+                 "[Dropbox] token's account is served")]
+    missing = [name for name, value in (("[Dropbox] app_key", d.app_key),
+                                        ("[Service] encryption_key",
+                                         settings.service.encryption_key)) if not value]
+    if missing:
+        return [("Connect page", False, f"{' and '.join(missing)} missing")]
+    base = d.redirect_uri[: -len(CONNECT_CALLBACK_PATH)]
+    return [("Connect page", True, f"users connect at {base}/connect; register "
+             f"{d.redirect_uri} as a redirect URI in the App Console")]
+
+
+def _accounts(settings: Settings) -> list[Check]:
+    if settings.service.state != "sqlite":
+        return [("Accounts", True, "kept in App Engine's datastore (see the web tier)")]
+    from dropgz.core.encryption import DecryptionFailed
+    from dropgz.state import ACCOUNT_STATUSES, CredentialMissing, open_state_store
+
+    state = open_state_store(settings)
+    try:
+        try:
+            state.check_cipher()
+            cipher: Check = ("Encryption key", True, "opens the stored refresh tokens")
+        except CredentialMissing:
+            cipher = ("Encryption key", False, "[Service] encryption_key is missing and "
+                      "refresh tokens are stored")
+        except DecryptionFailed:
+            cipher = ("Encryption key", False, "[Service] encryption_key does not decrypt "
+                      "the stored refresh tokens")
+        counts = {status: state.count_accounts(status) for status in ACCOUNT_STATUSES}
+        records = state.list_accounts(limit=MAX_ACCOUNT_ROWS)
+    finally:
+        state.close()
+    summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+    checks: list[Check] = [("Accounts", True, summary or "none yet")]
+    if any(r.has_credential for r in records) or not cipher[1]:
+        checks.append(cipher)
+    for record in records:
+        who = escape(record.email or record.display_name or "[Dropbox] token")
+        reason = f": {escape(record.status_reason)}" if record.status_reason else ""
+        checks.append((f"  {escape(record.account)}",
+                       None if record.status == "needs_reconnect" else True,
+                       f"{who} {record.status.replace('_', ' ')}{reason}"))
+    return checks
+
+
+CHECKS: list[Callable[[Settings], list[Check]]] = [_dropbox, _webhook, _queue, _connect,
+                                                   _accounts]
 
 
 @click.command("check")
 @config_option
 def command(config_path: Path | None) -> None:
     """Validate settings, reach Dropbox (account, token kind) and the work queue (exists in
-    the region, visibility timeout, dead-letter queue). Exits 1 if anything failed."""
+    the region, visibility timeout, dead-letter queue); the connect page's settings and the
+    connected accounts with their state. Exits 1 if anything failed."""
     settings = load(config_path, "WARNING")
     results: list[Check] = [("Settings", True, settings.source)]
     for check in CHECKS:
         results.extend(check(settings))
     table = Table(show_header=False, box=None)
     for what, ok, detail in results:
-        table.add_row("[green]✓[/]" if ok else "[red]✗[/]", what, detail)
+        mark = "[yellow]![/]" if ok is None else "[green]✓[/]" if ok else "[red]✗[/]"
+        table.add_row(mark, what, detail)
     Console().print(table)
-    sys.exit(0 if all(ok for _, ok, _ in results) else 1)
+    # A user's account needing reconnect (!) is theirs to fix, not the configuration's.
+    sys.exit(0 if all(ok is not False for _, ok, _ in results) else 1)

@@ -27,10 +27,15 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
               help="Seconds to wait for every .gz.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the emulator's files, data and logs here (default: a temp folder).")
-def command(keep: bool, big_bytes: int, timeout: float, workdir: Path | None) -> None:
-    """Start the Dropbox emulator and `dropgz serve` on free loopback ports, upload a varied
-    sample set, let webhooks drive the pipeline, verify every .gz, print a table. Exits 0
-    when every eligible file has a correct .gz and nothing else was touched."""
+@click.option("--accounts", type=click.IntRange(1, 20), default=2, show_default=True,
+              help="Dropbox users in the emulator; each connects through /connect.")
+def command(keep: bool, big_bytes: int, timeout: float, workdir: Path | None,
+            accounts: int) -> None:
+    """Start the Dropbox emulator with several users and `dropgz serve` on free loopback
+    ports, connect every user through /connect (the OAuth flow, over HTTP), upload a varied
+    sample set into each Dropbox, let webhooks drive the pipeline, verify every .gz, print a
+    table per user. Exits 0 when every eligible file has a correct .gz and nothing else was
+    touched."""
     from dropgz.ops.demo import run_demo  # rich and the SDK load only when the demo runs
 
-    sys.exit(run_demo(keep, big_bytes, timeout, workdir))
+    sys.exit(run_demo(keep, big_bytes, timeout, workdir, accounts))

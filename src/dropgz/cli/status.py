@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dropgz.cli.common import config_option, load
@@ -32,30 +33,49 @@ def _queue_table(settings: Settings) -> Table:
     return table
 
 
-def _accounts_table(settings: Settings) -> Table:
+def _accounts_table(settings: Settings, limit: int) -> Table:
     table = Table(title="accounts")
-    for column in ("account", "watching since", "changes seen up to", "delta run"):
+    table.add_column("account", no_wrap=True)
+    for column in ("user", "state", "watching since", "changes up to", "delta"):
         table.add_column(column)
     if settings.service.state != "sqlite":
-        table.add_row("(state is kept in App Engine's datastore)", "", "", "")
+        table.add_row("(state is kept in App Engine's datastore)", "", "", "", "", "")
         return table
-    from dropgz.state import open_state_store
+    from dropgz.state import ACCOUNT_STATUSES, open_state_store
 
     state = open_state_store(settings)
     try:
-        for account in state.accounts():
-            record = state.get(account)
-            if record is None:
-                continue
-            table.add_row(account, _when(record.watch_start), _when(record.synced_at),
-                          "running" if record.lease_owner else "idle")
+        records = state.list_accounts(limit=limit)
+        counts = {status: state.count_accounts(status) for status in ACCOUNT_STATUSES}
     finally:
         state.close()
+    reasons = []
+    for record in records:
+        user = " ".join(x for x in (record.display_name, f"<{record.email}>"
+                                    if record.email else "") if x)
+        if not record.connected_at:
+            user = "[Dropbox] token"  # the seed's account, served from the settings
+        # Names come from users: text, never rich markup.
+        table.add_row(escape(record.account), escape(user or "-"), _state(record.status),
+                      _when(record.watch_start), _when(record.last_sync),
+                      "running" if record.lease_owner else "idle")
+        if record.status_reason:
+            reasons.append(f"{record.account}: {record.status_reason}")
+    total = sum(counts.values())
+    if total > len(records):
+        table.add_row(f"... {total - len(records):,} more", "(--accounts N)", "", "", "", "")
+    table.caption = escape("\n".join([", ".join(f"{n:,} {s.replace('_', ' ')}"
+                                                 for s, n in counts.items()), *reasons]))
     return table
 
 
+def _state(status: str) -> str:
+    colour = {"watching": "green", "needs_reconnect": "red", "paused": "yellow"}[status]
+    return f"[{colour}]{status.replace('_', ' ')}[/]"
+
+
 def _when(value: object) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "-"  # type: ignore[attr-defined]
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"  # type: ignore[attr-defined]
 
 
 def global_totals(settings: Settings) -> tuple[dict[str, Any], str] | None:
@@ -123,11 +143,15 @@ def _ledger_table(settings: Settings) -> Table:
 
 @click.command("status")
 @config_option
-def command(config_path: Path | None) -> None:
-    """Queue depth, in flight and dead letters; watched accounts and how far their changes
-    were read; files compressed, skipped and failed and bytes saved by every worker (the
-    dashboard's numbers)."""
+@click.option("--accounts", "account_rows", type=click.IntRange(1, 1000), default=50,
+              show_default=True, help="Accounts listed (the caption counts them all).")
+def command(config_path: Path | None, account_rows: int) -> None:
+    """Queue depth, in flight and dead letters; the accounts served (the seed's and every
+    connected one), their state (watching, needs reconnect, paused) and how far their
+    changes were read; files compressed, skipped and failed and bytes saved by every worker
+    (the dashboard's numbers)."""
     settings = load(config_path, "WARNING")
     console = Console()
-    for table in (_queue_table(settings), _accounts_table(settings), _totals_table(settings)):
+    for table in (_queue_table(settings), _accounts_table(settings, account_rows),
+                  _totals_table(settings)):
         console.print(table)

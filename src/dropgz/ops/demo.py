@@ -1,9 +1,12 @@
 """``dropgz demo``: the whole pipeline, offline, on the bundled Dropbox emulator.
 
-Starts the emulator (webhooks pointed at the web tier), ``dropgz serve`` wired to it with
-the embedded SQLite queue and local push queue, uploads a varied sample set through the
-official SDK, and lets the emulator's webhooks drive everything. It watches the .gz files
-appear, verifies each by decompressing and comparing, and prints a table.
+Starts the emulator with several users (webhooks pointed at the web tier, dropgz's redirect
+URI registered), ``dropgz serve`` wired to it with the embedded SQLite queue and local push
+queue, and connects every user the way a person does: ``/connect``, the emulator's consent
+page, Allow (:mod:`dropgz.ops.connect_driver`, over HTTP). Then it uploads a varied sample
+set into each user's Dropbox through the official SDK and lets the emulator's webhooks drive
+everything. It watches the .gz files appear, verifies each by decompressing and comparing,
+and prints a table per user.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dropbox
+from cryptography.fernet import Fernet
 from dropbox.files import FileMetadata, WriteMode
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,16 +30,28 @@ from rich.table import Table
 from dropgz.core.config import DropboxSettings
 from dropgz.core.secret import Secret
 from dropgz.dropbox_client import make_dropbox
+from dropgz.ops.connect_driver import ConnectFailed, connect_over_http
 from dropgz.ops.processes import ProcessFailed, spawn, start_emulator, stop, wait_http
 from dropgz.ops.samples import Sample, sample_set
 
 
 @dataclass
 class Result:
+    user: User
     sample: Sample
     gz_size: int = 0
     seconds: float = 0.0
     problem: str = ""
+
+
+@dataclass
+class User:
+    """One emulated Dropbox user of the demo and a client acting as them."""
+
+    number: int
+    account_id: str
+    name: str
+    dbx: dropbox.Dropbox
 
 
 def _free_port() -> int:
@@ -44,44 +60,49 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _settings_text(info: dict, data_dir: Path, password: str) -> str:
-    return (f"[Dropbox]\ntoken: {info['token']}\nsecret: {info['app_secret']}\n"
-            f"api_base_url: {info['url']}\naccount_id: {info['account_id']}\n\n"
+def _settings_text(info: dict, web_url: str, data_dir: Path, password: str) -> str:
+    # No [Dropbox] token: every user is served because they connected.
+    return (f"[Dropbox]\nsecret: {info['app_secret']}\napp_key: {info['app_key']}\n"
+            f"api_base_url: {info['url']}\nredirect_uri: {web_url}/connect/callback\n\n"
             f"[Service]\ndata_dir = {data_dir}\nconcurrency = 8\n"
+            f"encryption_key = {Fernet.generate_key().decode()}\n"
             f"operator_password = {password}\n")
 
 
 class Demo:
     """One demo run in ``workdir``; :meth:`run` returns the process exit code."""
 
-    def __init__(self, workdir: Path, big_bytes: int, timeout: float,
-                 console: Console) -> None:
+    def __init__(self, workdir: Path, big_bytes: int, timeout: float, console: Console,
+                 accounts: int = 2) -> None:
         self.workdir = workdir
         self.big_bytes = big_bytes
         self.timeout = timeout
         self.console = console
+        self.accounts = accounts
         self.procs: list = []
         # The dashboard's password for this run only (printed: it guards a local demo).
         self.password = secrets.token_urlsafe(12)
 
     def run(self, keep: bool = False) -> int:
         try:
-            dbx, web_url, settings_path = self._start()
-            samples = sample_set(self.big_bytes)
-            uploaded = self._upload(dbx, samples)
-            results = self._watch(dbx, samples, uploaded)
-            code = self._report(dbx, results)
+            users, web_url, settings_path = self._start()
+            # The first user gets the large file too; the others the small set.
+            samples = {u.number: sample_set(self.big_bytes if u.number == 1 else 0)
+                       for u in users}
+            uploaded = self._upload(users, samples)
+            results = self._watch(users, samples, uploaded)
+            code = self._report(users, results)
             if keep:
                 self._keep(web_url, settings_path)
             return code
-        except ProcessFailed as exc:
+        except (ProcessFailed, ConnectFailed) as exc:
             self.console.print(f"[red]demo failed:[/] {exc}")
             return 1
         finally:
             for proc in reversed(self.procs):
                 stop(proc)
 
-    def _start(self) -> tuple[dropbox.Dropbox, str, Path]:
+    def _start(self) -> tuple[list[User], str, Path]:
         port = _free_port()
         web_url = f"http://127.0.0.1:{port}"
         logs = self.workdir / "logs"
@@ -89,36 +110,56 @@ class Demo:
         self.console.print(f"[bold]dropgz demo[/] in {self.workdir}")
         emulator, info = start_emulator(
             self.workdir / "dropbox", logs / "emulator.log",
-            "--app-secret", secrets.token_hex(16), "--webhook-url", f"{web_url}/webhook")
+            "--app-secret", secrets.token_hex(16), "--webhook-url", f"{web_url}/webhook",
+            "--accounts", str(self.accounts), "--redirect-uri", f"{web_url}/connect/callback")
         self.procs.append(emulator)
-        self.console.print(f"  Dropbox emulator  {info['url']}  (files in {info['root']})")
+        self.console.print(f"  Dropbox emulator  {info['url']}  ({self.accounts} users, "
+                           f"files in {info['root']})")
         settings_path = self.workdir / "settings.cfg"
-        settings_path.write_text(_settings_text(info, self.workdir / "data", self.password))
+        settings_path.write_text(_settings_text(info, web_url, self.workdir / "data",
+                                                self.password))
         settings_path.chmod(0o600)
         serve = spawn([sys.executable, "-m", "dropgz", "serve", "--config", str(settings_path),
                        "--port", str(port), "--workers", "1"], logs / "serve.log")
         self.procs.append(serve)
         wait_http(f"{web_url}/webhook?challenge=ready", serve, logs / "serve.log")
-        self.console.print(f"  dropgz serve      {web_url}/webhook  (logs in {logs})")
+        self.console.print(f"  dropgz serve      {web_url}/connect  (logs in {logs})")
         self.console.print(f"  dashboard         {web_url}/dashboard  "
                            f"(log in with the password {self.password})")
-        dbx = make_dropbox(DropboxSettings(token=Secret(info["token"]),
-                                           api_base_url=info["url"]))
-        return dbx, web_url, settings_path
+        return self._connect(info, web_url), web_url, settings_path
 
-    def _upload(self, dbx: dropbox.Dropbox, samples: list[Sample]) -> dict[str, float]:
-        uploaded: dict[str, float] = {}
-        total = sum(len(s.data) for s in samples)
-        self.console.print(f"Uploading {len(samples)} files ({total / 1e6:.1f} MB) "
-                           "through the Dropbox SDK...")
-        for sample in samples:
-            dbx.files_upload(sample.data, sample.path, mode=WriteMode.overwrite)
-            uploaded[sample.path] = time.monotonic()
+    def _connect(self, info: dict, web_url: str) -> list[User]:
+        """Each user connects as a person would: /connect, consent page, Allow."""
+        users = []
+        for number, account in enumerate(info["accounts"], start=1):
+            answer = connect_over_http(web_url, account["account_id"])
+            if answer.status_code != 200:
+                raise ConnectFailed(f"{account['display_name']} could not connect: "
+                                    f"{answer.status_code}")
+            self.console.print(f"  user {number}: {account['display_name']} "
+                               f"<{account['email']}> connected at {web_url}/connect")
+            dbx = make_dropbox(DropboxSettings(token=Secret(account["token"]),
+                                               api_base_url=info["url"]))
+            users.append(User(number, account["account_id"], account["display_name"], dbx))
+        return users
+
+    def _upload(self, users: list[User],
+                samples: dict[int, list[Sample]]) -> dict[tuple[int, str], float]:
+        uploaded: dict[tuple[int, str], float] = {}
+        count = sum(len(s) for s in samples.values())
+        total = sum(len(s.data) for ss in samples.values() for s in ss)
+        self.console.print(f"Uploading {count} files ({total / 1e6:.1f} MB) into "
+                           f"{len(users)} users' Dropboxes through the Dropbox SDK...")
+        for user in users:
+            for sample in samples[user.number]:
+                user.dbx.files_upload(sample.data, sample.path, mode=WriteMode.overwrite)
+                uploaded[(user.number, sample.path)] = time.monotonic()
         return uploaded
 
-    def _watch(self, dbx: dropbox.Dropbox, samples: list[Sample],
-               uploaded: dict[str, float]) -> list[Result]:
-        wanted = {s.path.lower() + ".gz": Result(s) for s in samples if s.eligible}
+    def _watch(self, users: list[User], samples: dict[int, list[Sample]],
+               uploaded: dict[tuple[int, str], float]) -> list[Result]:
+        wanted = {(u.number, s.path.lower() + ".gz"): Result(u, s)
+                  for u in users for s in samples[u.number] if s.eligible}
         bytes_in = sum(len(r.sample.data) for r in wanted.values())
         deadline = time.monotonic() + self.timeout
         columns = (TextColumn("{task.description}"), BarColumn(),
@@ -127,12 +168,14 @@ class Demo:
         with Progress(*columns, console=self.console) as progress:
             task = progress.add_task("Compressing", total=len(wanted), detail="")
             while time.monotonic() < deadline:
-                found = self._gz_files(dbx)
+                found = {(u.number, path): md for u in users
+                         for path, md in self._gz_files(u.dbx).items()}
                 done_in, done_out = 0, 0
-                for path, result in wanted.items():
-                    if path in found and not result.gz_size:
-                        result.gz_size = found[path].size
-                        result.seconds = time.monotonic() - uploaded[result.sample.path]
+                for key, result in wanted.items():
+                    if key in found and not result.gz_size:
+                        result.gz_size = found[key].size
+                        result.seconds = time.monotonic() - uploaded[
+                            (result.user.number, result.sample.path)]
                     if result.gz_size:
                         done_in += len(result.sample.data)
                         done_out += result.gz_size
@@ -160,19 +203,43 @@ class Demo:
                 return found
             page = dbx.files_list_folder_continue(page.cursor)
 
-    def _report(self, dbx: dropbox.Dropbox, results: list[Result]) -> int:
+    def _report(self, users: list[User], results: list[Result]) -> int:
         for result in results:
             if result.problem:
                 continue
-            _, response = dbx.files_download(result.sample.path + ".gz")
+            _, response = result.user.dbx.files_download(result.sample.path + ".gz")
             with response:
                 if gzip.decompress(response.content) != result.sample.data:
                     result.problem = "decompressed bytes differ from the original"
         untouched = [s for s in sample_set(0) if not s.eligible]
-        table = Table(title="dropgz demo")
+        problems = [r for r in results if r.problem]
+        for user in users:
+            mine = sorted((r for r in results if r.user is user), key=lambda r: r.sample.path)
+            self.console.print(self._table(user, mine, untouched))
+            gz = self._gz_files(user.dbx)
+            problems += [Result(user, s, problem="was compressed but must be left alone")
+                         for s in untouched if s.path.lower() + ".gz" in gz]
+        good = [r for r in results if not r.problem]
+        size_in = sum(len(r.sample.data) for r in good)
+        size_out = sum(r.gz_size for r in good)
+        if problems:
+            for p in problems:
+                self.console.print(f"[red]FAILED[/] user {p.user.number} {p.sample.path}: "
+                                   f"{p.problem}")
+            return 1
+        self.console.print(f"[green]All {len(results)} files of {len(users)} users compressed "
+                           f"and verified[/], each user's with their own credentials. "
+                           f"{size_in:,} bytes -> {size_out:,} bytes: "
+                           f"{size_in - size_out:,} bytes saved "
+                           f"({1 - size_out / max(size_in, 1):.1%}).")
+        return 0
+
+    @staticmethod
+    def _table(user: User, results: list[Result], untouched: list[Sample]) -> Table:
+        table = Table(title=f"user {user.number}: {user.name} ({user.account_id})")
         for column in ("file", "size", ".gz size", "ratio", "seconds", "check"):
             table.add_column(column, justify="left" if column == "file" else "right")
-        for r in sorted(results, key=lambda r: r.sample.path):
+        for r in results:
             size = len(r.sample.data)
             table.add_row(r.sample.path, f"{size:,}", f"{r.gz_size:,}" if r.gz_size else "-",
                           f"{r.gz_size / size:.3f}" if r.gz_size and size else "-",
@@ -180,24 +247,11 @@ class Demo:
                           f"[red]{r.problem}[/]" if r.problem else "[green]ok[/]")
         for s in untouched:
             table.add_row(s.path, f"{len(s.data):,}", "-", "-", "-", "[green]left alone[/]")
-        self.console.print(table)
-        problems = [r for r in results if r.problem]
-        problems += [Result(s, problem="was compressed but must be left alone")
-                     for s in untouched if s.path.lower() + ".gz" in self._gz_files(dbx)]
-        size_in = sum(len(r.sample.data) for r in results if not r.problem)
-        size_out = sum(r.gz_size for r in results if not r.problem)
-        if problems:
-            for p in problems:
-                self.console.print(f"[red]FAILED[/] {p.sample.path}: {p.problem}")
-            return 1
-        self.console.print(f"[green]All {len(results)} files compressed and verified.[/] "
-                           f"{size_in:,} bytes -> {size_out:,} bytes: "
-                           f"{size_in - size_out:,} bytes saved "
-                           f"({1 - size_out / max(size_in, 1):.1%}).")
-        return 0
+        return table
 
     def _keep(self, web_url: str, settings_path: Path) -> None:
-        self.console.print(f"\nStill running (Ctrl-C to stop). Webhook: {web_url}/webhook\n"
+        self.console.print(f"\nStill running (Ctrl-C to stop). Connect page: {web_url}/connect"
+                           f"  Webhook: {web_url}/webhook\n"
                            f"Dashboard: {web_url}/dashboard (password: {self.password})\n"
                            f"Settings for other dropgz commands: {settings_path}\n"
                            f"{settings_path.read_text()}")
@@ -208,10 +262,11 @@ class Demo:
             pass
 
 
-def run_demo(keep: bool, big_bytes: int, timeout: float, workdir: Path | None) -> int:
+def run_demo(keep: bool, big_bytes: int, timeout: float, workdir: Path | None,
+             accounts: int = 2) -> int:
     console = Console()
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-        return Demo(workdir, big_bytes, timeout, console).run(keep)
+        return Demo(workdir, big_bytes, timeout, console, accounts).run(keep)
     with tempfile.TemporaryDirectory(prefix="dropgz-demo-") as tmp:
-        return Demo(Path(tmp), big_bytes, timeout, console).run(keep)
+        return Demo(Path(tmp), big_bytes, timeout, console, accounts).run(keep)

@@ -51,10 +51,8 @@ SEED_TOKEN_SECONDS = 15 * 60
 MAX_CACHED_ACCOUNTS = 10_000
 MAX_CACHED_CLIENTS = 256
 LOCK_STRIPES = 64
-REVOKED_REASON = ("Dropbox refused this account's access (revoked, or the app was removed "
-                  "in Dropbox settings): connect again at /connect")
-SEED_REFUSED_REASON = ("Dropbox refused [Dropbox] {key} from the settings: fix it, then "
-                       "restart the web tier")
+REVOKED_REASON = "access revoked or app removed in Dropbox: connect again at /connect"
+SEED_REFUSED_REASON = "Dropbox refused [Dropbox] {key}: fix the settings, restart the web tier"
 
 
 class AccountDisconnected(DropgzError):

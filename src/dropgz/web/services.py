@@ -23,8 +23,8 @@ from dropgz.queues.base import WorkQueue
 from dropgz.state import PAUSED, StateStore
 from dropgz.state.base import MAX_PAGE_SIZE
 from dropgz.state.reports import ReportStore
-from dropgz.web.counters import Counters
 from dropgz.web.cookies import CookieJar
+from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.delta import LEASE_SECONDS, MAX_PAGE_LIMIT
 
