@@ -20,6 +20,8 @@ BENCHMARKS: dict[str, str] = {
     "compressors": "bench.compressors",
     "reporting": "bench.reporting",
     "dashboard": "bench.dashboard",
+    "many_accounts": "bench.many_accounts",
+    "brokered_tokens": "bench.brokered_tokens",
 }
 
 

@@ -143,9 +143,11 @@ def drive(url: str, request: bytes, total: int, concurrency: int) -> Load:
     return load
 
 
-def _start_server(emulator: Emulator, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**_clean_env(), **emulator.env(workdir / "data")}
-    log_path = workdir / "web.log"
+def start_server(env: dict[str, str], workdir: Path,
+                 name: str = "web") -> tuple[subprocess.Popen[bytes], str]:
+    """``bench.webhook_server`` with ``env`` (``DROPGZ_*`` settings and ``BENCH_*`` knobs)."""
+    env = {**_clean_env(), **env}
+    log_path = workdir / f"{name}.log"
     proc = spawn([sys.executable, "-m", "bench.webhook_server"], log_path, env=env,
                  stdout=subprocess.PIPE)
     assert proc.stdout is not None
@@ -181,7 +183,7 @@ def run(size: str, workdir: Path, **overrides: object) -> BenchResult:
                                   "max ms"])
     total, concurrency = int(params["requests"]), int(params["concurrency"])
     with running_emulator(workdir) as emulator:
-        proc, url = _start_server(emulator, workdir)
+        proc, url = start_server(emulator.env(workdir / "data"), workdir)
         try:
             deltas = _deltas(emulator)
             host = urlsplit(url).netloc

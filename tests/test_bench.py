@@ -33,6 +33,8 @@ EXPECTED_FIGURES = {
               "first listing: SQS calls / floor", "continue after 600 changes: files/s"],
     "reporting": ["files/s with reporting / without"],
     "dashboard": ["slowest page: large service / small service"],
+    "many_accounts": ["webhook p99, "],
+    "brokered_tokens": ["brokered files/s / seed-token files/s"],
 }
 
 

@@ -58,7 +58,7 @@ class CoalescedName:
     countdown: float = field(default=0.0)
 
 
-@functools.lru_cache(maxsize=4096)  # the same accounts notify again and again
+@functools.lru_cache(maxsize=65536)  # the same accounts notify again and again
 def sanitise(text: str, max_chars: int = 100) -> str:
     """``text`` reduced to task-name characters, plus a short hash so distinct texts
     (``dbid:a`` and ``dbid_a``) never share a name."""
@@ -84,6 +84,17 @@ def delta_task(account: str, *, now: float | None = None,
     now = time.time() if now is None else now
     named = coalesced_name("delta", account, now=now, bucket_seconds=bucket_seconds)
     return Task(DELTA_URL, {"account": account, "notified_at": now}, named.name, named.countdown)
+
+
+def delta_tasks(accounts: Sequence[str], *, now: float | None = None,
+                bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> list[Task]:
+    """:func:`delta_task` for each of ``accounts``, all in the same bucket (one notification
+    naming a hundred accounts pays for the bucket arithmetic once, not a hundred times)."""
+    now = time.time() if now is None else now
+    first = coalesced_name("delta", "", now=now, bucket_seconds=bucket_seconds)
+    bucket, countdown = first.name.rsplit("-", 1)[1], first.countdown
+    return [Task(DELTA_URL, {"account": account, "notified_at": now},
+                 f"delta-{sanitise(account)}-{bucket}", countdown) for account in accounts]
 
 
 class PushQueue(ABC):

@@ -59,6 +59,8 @@ MIN_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 # Same period as cron.yaml on App Engine: a lost webhook is healed within it.
 DEFAULT_RECONCILE_SECONDS = 600.0
+# Bound parameters per statement (SQLite's historical SQLITE_MAX_VARIABLE_NUMBER is 999).
+SQL_VARIABLES = 900
 TASK_SECRET_FILE = "task_secret"  # noqa: S105 - a file name, not a secret
 
 _SCHEMA = """
@@ -193,15 +195,22 @@ class LocalPushQueue(PushQueue):
             return [False] * len(tasks)
         now = time.time()
         rows = [(t.name, t.url, encode_payload(t), now + t.countdown, now) for t in fresh]
-        inserted: dict[str, bool] = {}
+        names = list(dict.fromkeys(row[0] for row in rows))
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM tasks WHERE done_at < ?", (now - TOMBSTONE_SECONDS,))
-            for row in rows:
-                cur = db.execute("INSERT OR IGNORE INTO tasks (name, url, payload, eta, created) "
-                                 "VALUES (?, ?, ?, ?, ?)", row)
-                inserted.setdefault(row[0], cur.rowcount == 1)  # a repeat in the batch: False
+            existing: set[str] = set()
+            for first in range(0, len(names), SQL_VARIABLES):
+                chunk = names[first:first + SQL_VARIABLES]
+                existing.update(r[0] for r in db.execute(
+                    f"SELECT name FROM tasks WHERE name IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                    chunk))
+            # One statement for the batch: a notification naming a hundred accounts is one
+            # round of SQLite's parser, not a hundred.
+            db.executemany("INSERT OR IGNORE INTO tasks (name, url, payload, eta, created) "
+                           "VALUES (?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
+        inserted = {name: name not in existing for name in names}
         with self._recent_lock:
             for task in fresh:
                 self._recent[task.name] = None
