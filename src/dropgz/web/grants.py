@@ -13,6 +13,7 @@ for it are then skipped by workers with the reason "account disconnected".
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 
@@ -67,7 +68,8 @@ def store_grant(svc: Services, account: str, access_token: Secret,
                                     display_name=me.name.display_name,
                                     watch_start=watch_start, cursor=cursor)
     svc.credentials.forget(account)
-    if replaced is not None and replaced != refresh_token:
+    if replaced is not None and not hmac.compare_digest(replaced.reveal().encode(),
+                                                         refresh_token.reveal().encode()):
         _revoke_grant(svc, account, replaced)  # one live grant per account
     if not new:  # resumed: catch up on what changed while it was not served
         svc.push_queue.add([delta_task(account, bucket_seconds=svc.bucket_seconds)])
