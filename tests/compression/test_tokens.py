@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dropbox
 import pytest
+import requests
 
 from dropgz.compression.internal_client import InternalClient
 from dropgz.compression.tokens import BrokeredCompressors, Token, TokenSource
@@ -20,6 +22,7 @@ from dropgz.core.config import load_settings
 from dropgz.core.message import WorkItem
 from dropgz.core.retries import RetryPolicy
 from dropgz.core.secret import Secret
+from dropgz.queues import open_work_queue
 from dropgz.web.app import create_app
 from tests.compression.conftest import Rig, text_bytes
 from tests.fixtures.servers import serve
@@ -137,3 +140,53 @@ def test_a_token_dropbox_refuses_is_replaced_and_the_file_retried(brokered: Any)
     assert second.compressed == 1, second
     assert lookup.source.token(account).value != Secret("sl.revoked-token")
     rig.assert_gz_of("/retry.txt", data)
+
+
+def test_a_disconnected_accounts_queued_files_are_acked_not_compressed(tmp_path: Path) -> None:
+    from tests.fixtures.multiuser import INTERNAL_KEY, start_site
+
+    with start_site(tmp_path, accounts=2) as site:
+        browser = requests.Session()
+        assert site.connect(2, browser=browser).status_code == 200
+        account, user = site.account_id(2), site.client(2)
+        settings = load_settings(env={
+            "DROPGZ_DROPBOX_API_BASE_URL": site.emulator.url,
+            "DROPGZ_SERVICE_WEB_URL": site.url, "DROPGZ_SERVICE_INTERNAL_KEY": INTERNAL_KEY,
+            "DROPGZ_SERVICE_DATA_DIR": str(tmp_path / "worker")})
+        source = TokenSource(InternalClient(site.url, Secret(INTERNAL_KEY)))
+        lookup = BrokeredCompressors(source, settings.dropbox, settings.compression)
+        queue = open_work_queue(settings)
+        try:
+            def send(path: str) -> None:
+                md = user.files_upload(text_bytes(2000), path)
+                queue.send([WorkItem(md.path_display, account, md.id, md.rev,
+                                     md.size).to_json()])
+
+            def work() -> Any:
+                return Worker(queue, lookup, concurrency=2, poll_seconds=0.2,
+                              visibility_timeout=30).work(burst=True)
+
+            send("/before.txt")
+            assert work().compressed == 1  # the worker now holds a token for the account
+            send("/after.txt")
+            # The user disconnects on their account page (the grant is revoked at Dropbox).
+            page = browser.get(f"{site.url}/accounts/{account}", timeout=10).text
+            token = page.split('name="csrf_token" value="')[1].split('"')[0]
+            done = browser.post(f"{site.url}/accounts/{account}/disconnect",
+                                data={"csrf_token": token}, timeout=10)
+            assert done.status_code == 200
+            report = work()
+            assert [o.reason for o in report.outcomes] == ["account disconnected"]
+            assert (report.skipped, report.retried, report.dead_lettered) == (1, 0, 0)
+            assert queue.stats().dead == 0
+            assert not _exists(user, "/after.txt.gz")
+        finally:
+            queue.close()
+
+
+def _exists(dbx: Any, path: str) -> bool:
+    try:
+        dbx.files_get_metadata(path)
+    except dropbox.exceptions.ApiError:
+        return False
+    return True

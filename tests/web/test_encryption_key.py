@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -64,3 +65,26 @@ def test_dropgz_web_exits_2_with_one_line(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert lines == [lines[-1]] and "encryption_key: does not decrypt" in lines[-1], lines
     assert wrong not in done.stderr and REFRESH not in done.stderr
+
+
+def test_on_app_engine_a_wrong_key_is_logged_at_the_first_request(
+        tmp_path: Path, gae_testbed: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from dropgz.core.encryption import TokenCipher
+    from dropgz.pushqueue.gae import GAEPushQueue
+    from dropgz.state.ndb import NdbStateStore
+
+    NdbStateStore(TokenCipher(Secret(ENCRYPTION_KEY))).connect_account(
+        "dbid:u1", refresh_token=Secret(REFRESH), email=None, display_name=None,
+        watch_start=datetime.now(UTC), cursor="c")
+    wrong = Fernet.generate_key().decode()
+    settings = web_settings(tmp_path, DROPGZ_SERVICE_STATE="ndb", DROPGZ_SERVICE_PUSH_QUEUE="gae",
+                            DROPGZ_SERVICE_ENCRYPTION_KEY=wrong)
+    app = create_app(settings, push_queue=GAEPushQueue(),
+                     state=NdbStateStore(TokenCipher(Secret(wrong))))  # no request yet: starts
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "[Service] encryption_key: does not decrypt" in errors[0]
+    client.get("/healthz")
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1  # once
+    assert wrong not in caplog.text and REFRESH not in caplog.text

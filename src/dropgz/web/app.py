@@ -11,6 +11,8 @@ importing this module.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from dropgz.core.config import Settings
 from dropgz.core.encryption import DecryptionFailed
+from dropgz.core.errors import ConfigError
 from dropgz.core.internal_auth import Verifier
 from dropgz.dropbox_client.accounts import Accounts, DropboxFactory, default_dropbox_factory
 from dropgz.pushqueue import PushQueue, open_push_queue
@@ -48,6 +51,8 @@ from dropgz.web.counters import Counters
 from dropgz.web.credentials import AccountCredentials
 from dropgz.web.services import Services
 
+log = logging.getLogger(__name__)
+
 # A notification lists account ids (~45 bytes each): 512 KiB is over 10,000 accounts,
 # far above what Dropbox sends, and small enough that a flood cannot tie up memory.
 MAX_REQUEST_BYTES = 512 * 1024
@@ -67,8 +72,8 @@ def _when(value: datetime | None) -> str:
 def check_encryption(settings: Settings, state: StateStore) -> None:
     """ConfigError (one line) when refresh tokens will be stored or read without a key that
     opens them: connecting is enabled without ``[Service] encryption_key``, or the stored
-    ones do not decrypt with it. On ndb this runs at the first request instead (App Engine's
-    APIs only work inside one)."""
+    ones do not decrypt with it. With ``ndb`` the stored ones are checked at the first
+    request instead (App Engine's APIs only work inside one): see :func:`_check_once`."""
     if settings.dropbox.redirect_uri:
         settings.require("Dropbox", "app_key")
         if not settings.service.encryption_key:
@@ -77,6 +82,10 @@ def check_encryption(settings: Settings, state: StateStore) -> None:
                                  "is set)")
     if settings.service.state == "ndb":
         return
+    _check_stored(settings, state)
+
+
+def _check_stored(settings: Settings, state: StateStore) -> None:
     try:
         state.check_cipher()
     except CredentialMissing:
@@ -85,6 +94,24 @@ def check_encryption(settings: Settings, state: StateStore) -> None:
     except DecryptionFailed:
         raise settings.error("Service", "encryption_key", "does not decrypt the stored "
                              "refresh tokens (not the key they were written with?)") from None
+
+
+def _check_once(settings: Settings, state: StateStore) -> Callable[[], None]:
+    """A ``before_request`` hook checking the stored refresh tokens against the key once (on
+    App Engine, where there is no start-up step to fail): a wrong key is logged as the same
+    one-line configuration error, and token requests answer 500 naming the setting."""
+    done = threading.Event()
+
+    def check() -> None:
+        if done.is_set():
+            return
+        done.set()
+        try:
+            _check_stored(settings, state)
+        except ConfigError as exc:
+            log.error("configuration error: %s", exc)
+
+    return check
 
 
 def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
@@ -133,6 +160,9 @@ def create_app(settings: Settings, *, push_queue: PushQueue | None = None,
     dashboard.register(app, settings)
     app.register_blueprint(connect.bp)
     app.register_blueprint(account_page.bp)
+
+    if settings.service.state == "ndb":
+        app.before_request(_check_once(settings, state))
 
     @app.get("/healthz")
     def healthz() -> Response:
