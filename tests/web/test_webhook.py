@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from dropgz.pushqueue.base import DIRECT_ACCOUNTS
 from dropgz.pushqueue.gae import GAEPushQueue
 from dropgz.pushqueue.local import LocalPushQueue
 from dropgz.state.sqlite import SqliteStateStore
 from dropgz.web.app import MAX_REQUEST_BYTES, create_app
-from tests.web.conftest import sign_body, stub_tasks, web_settings
+from tests.web.conftest import replay, sign_body, stub_tasks, web_settings
 
 
 class UntouchableState(SqliteStateStore):
@@ -141,16 +142,36 @@ def test_burst_for_one_account_coalesces(gae_app: Any, gae_testbed: Any) -> None
 
 
 def test_thousand_accounts_in_one_notification(gae_app: Any, gae_testbed: Any) -> None:
+    # Given a notification naming 1,000 accounts
     accounts = [f"dbid:account-{i:04d}" for i in range(1000)]
     body = notification(*accounts)
     started = time.monotonic()
     response = post(gae_app.test_client(), body, sign_body(body))
     elapsed = time.monotonic() - started
+    # Then the webhook queued one fan-out task naming them all, quickly
     assert response.status_code == 200
+    assert elapsed < 5.0, f"webhook took {elapsed:.2f}s for 1000 accounts"
+    [fanout] = stub_tasks(gae_testbed)
+    assert fanout.url == "/tasks/fanout"
+    assert json.loads(fanout.payload)["accounts"] == accounts
+    # And delivered, it queues one delta task per account
+    from google.appengine.ext import testbed
+
+    gae_testbed.get_stub(testbed.TASKQUEUE_SERVICE_NAME).DeleteTask("delta", fanout.name)
+    answer = replay(gae_app.test_client(), fanout)
+    assert answer.status_code == 200 and answer.json == {"accounts": 1000, "queued": 1000}
     tasks = stub_tasks(gae_testbed)
+    assert {t.url for t in tasks} == {"/tasks/delta"}
     assert sorted(json.loads(t.payload)["account"] for t in tasks) == accounts
     assert len({t.name for t in tasks}) == 1000
-    assert elapsed < 5.0, f"webhook took {elapsed:.2f}s for 1000 accounts"
+
+
+def test_a_few_accounts_get_their_delta_tasks_directly(gae_app: Any, gae_testbed: Any) -> None:
+    accounts = [f"dbid:account-{i}" for i in range(DIRECT_ACCOUNTS)]
+    body = notification(*accounts)
+    assert post(gae_app.test_client(), body, sign_body(body)).status_code == 200
+    tasks = stub_tasks(gae_testbed)
+    assert {t.url for t in tasks} == {"/tasks/delta"} and len(tasks) == DIRECT_ACCOUNTS
 
 
 def test_thousand_accounts_local_push_queue(tmp_path: Path) -> None:
@@ -164,11 +185,11 @@ def test_thousand_accounts_local_push_queue(tmp_path: Path) -> None:
     response = post(app.test_client(), body, sign_body(body))
     elapsed = time.monotonic() - started
     assert response.status_code == 200
-    assert len(queue.pending()) == 1000
+    assert [t["url"] for t in queue.pending()] == ["/tasks/fanout"]
     assert elapsed < 2.0, f"webhook took {elapsed:.2f}s for 1000 accounts"
-    # The same notification again (Dropbox retries, or a replay): all coalesced.
+    # The same notification again (Dropbox retries, or a replay): coalesced.
     assert post(app.test_client(), body, sign_body(body)).status_code == 200
-    assert len(queue.pending()) == 1000
+    assert len(queue.pending()) == 1
 
 
 def test_app_needs_the_webhook_secret(tmp_path: Path) -> None:

@@ -10,6 +10,11 @@ change whose notification arrives while that task is already running falls in th
 bucket and gets a task of its own. The delta handler serialises runs per account with a
 lease and answers non-2xx when the account is busy, so the next bucket's task waits for
 the running one instead of being dropped.
+
+A notification naming many accounts (more than :data:`DIRECT_ACCOUNTS`) is queued as one
+*fan-out* task per :data:`MAX_FANOUT_ACCOUNTS` accounts, which the delta tier turns into the
+accounts' delta tasks: the webhook writes one row however many accounts a notification
+names, and repeats of the same notification coalesce like delta tasks do.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ MAX_TASK_PAYLOAD_BYTES = 100 * 1024
 DEFAULT_BUCKET_SECONDS = 2.0
 DELTA_URL = "/tasks/delta"
 RECONCILE_URL = "/tasks/reconcile"
+FANOUT_URL = "/tasks/fanout"
+# A notification naming more accounts than this is queued as fan-out tasks (one row, not one
+# per account: the webhook stays fast with a hundred accounts), each naming up to
+# MAX_FANOUT_ACCOUNTS (~45 KB of ids, under MAX_TASK_PAYLOAD_BYTES).
+DIRECT_ACCOUNTS = 10
+MAX_FANOUT_ACCOUNTS = 1000
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
 _NAME = re.compile(rf"[a-zA-Z0-9_-]{{1,{MAX_TASK_NAME_CHARS}}}")
 
@@ -87,14 +98,34 @@ def delta_task(account: str, *, now: float | None = None,
 
 
 def delta_tasks(accounts: Sequence[str], *, now: float | None = None,
-                bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> list[Task]:
+                bucket_seconds: float = DEFAULT_BUCKET_SECONDS,
+                notified_at: float | None = None) -> list[Task]:
     """:func:`delta_task` for each of ``accounts``, all in the same bucket (one notification
-    naming a hundred accounts pays for the bucket arithmetic once, not a hundred times)."""
+    naming a hundred accounts pays for the bucket arithmetic once, not a hundred times).
+    ``notified_at``: when the notification arrived, if earlier than ``now`` (a fan-out)."""
     now = time.time() if now is None else now
     first = coalesced_name("delta", "", now=now, bucket_seconds=bucket_seconds)
     bucket, countdown = first.name.rsplit("-", 1)[1], first.countdown
-    return [Task(DELTA_URL, {"account": account, "notified_at": now},
+    arrived = now if notified_at is None else notified_at
+    return [Task(DELTA_URL, {"account": account, "notified_at": arrived},
                  f"delta-{sanitise(account)}-{bucket}", countdown) for account in accounts]
+
+
+def notification_tasks(accounts: Sequence[str], *, now: float | None = None,
+                       bucket_seconds: float = DEFAULT_BUCKET_SECONDS) -> list[Task]:
+    """What the webhook queues for a notification naming ``accounts``: a delta task each
+    when they are few (:data:`DIRECT_ACCOUNTS`), else fan-out tasks that queue those delta
+    tasks from the delta tier. A repeat of the same notification in the bucket coalesces."""
+    if len(accounts) <= DIRECT_ACCOUNTS:
+        return delta_tasks(accounts, now=now, bucket_seconds=bucket_seconds)
+    now = time.time() if now is None else now
+    tasks = []
+    for first in range(0, len(accounts), MAX_FANOUT_ACCOUNTS):
+        chunk = list(accounts[first:first + MAX_FANOUT_ACCOUNTS])
+        key = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:32]
+        named = coalesced_name("fanout", key, now=now, bucket_seconds=bucket_seconds)
+        tasks.append(Task(FANOUT_URL, {"accounts": chunk, "notified_at": now}, named.name))
+    return tasks
 
 
 class PushQueue(ABC):

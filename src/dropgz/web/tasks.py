@@ -19,7 +19,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from dropgz.core.errors import DropgzError, RateLimited, TransientError
 from dropgz.core.logs import fields
 from dropgz.core.retries import describe
-from dropgz.pushqueue.base import delta_task
+from dropgz.pushqueue.base import MAX_FANOUT_ACCOUNTS, delta_task, delta_tasks
 from dropgz.state.base import NEEDS_RECONNECT, PAUSED, WATCHING, LeaseLost
 from dropgz.web.credentials import NeedsReconnect
 from dropgz.web.delta import (
@@ -143,6 +143,25 @@ def _run_delta(account: str, dbx: dropbox.Dropbox, notified_at: datetime | None)
         with dropbox_errors():
             svc.credentials.rejected(account)
         raise
+
+
+@bp.post("/fanout")
+def fanout() -> Response:
+    """A notification that named many accounts: queue each one's delta task (coalesced per
+    account, as the webhook would have)."""
+    svc = services()
+    data = request.get_json(silent=True)
+    accounts = data.get("accounts") if isinstance(data, dict) else None
+    notified = data.get("notified_at") if isinstance(data, dict) else None
+    if (not isinstance(accounts, list) or len(accounts) > MAX_FANOUT_ACCOUNTS
+            or not all(isinstance(a, str) and 0 < len(a) <= 200 for a in accounts)):
+        return _answer(400, error=f"payload must hold 'accounts': up to {MAX_FANOUT_ACCOUNTS} "
+                                  "account id strings")
+    if isinstance(notified, bool) or not isinstance(notified, int | float | None):
+        return _answer(400, error="'notified_at' must be a number (seconds since the epoch)")
+    added = svc.push_queue.add(delta_tasks(accounts, bucket_seconds=svc.bucket_seconds,
+                                           notified_at=notified))
+    return _answer(200, accounts=len(accounts), queued=sum(added))
 
 
 def _retry_later(status: int, message: str, seconds: float) -> Response:

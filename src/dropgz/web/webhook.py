@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from dropgz.core.logs import fields
-from dropgz.pushqueue.base import delta_tasks
+from dropgz.pushqueue.base import notification_tasks
 from dropgz.web.services import services
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def parse_accounts(body: bytes) -> list[str]:
 
 @bp.post("/webhook")
 def notify() -> Response:
-    """A notification: verify, queue one delta task per account, answer at once."""
+    """A notification: verify, queue a delta task per account (through a fan-out task when
+    it names many), answer at once."""
     svc = services()
     body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before we get here
     given = request.headers.get(SIGNATURE_HEADER, "")
@@ -90,7 +91,7 @@ def notify() -> Response:
     except ValueError as exc:
         svc.counters.count("webhooks:malformed")
         return svc.counters.flush_after(_text(400, f"{exc}\n"))
-    tasks = delta_tasks(accounts, bucket_seconds=svc.bucket_seconds)
+    tasks = notification_tasks(accounts, bucket_seconds=svc.bucket_seconds)
     added = svc.push_queue.add(tasks) if tasks else []
     # INFO when work was queued (at most once per account per bucket); a burst's coalesced
     # repeats only at DEBUG: a log line per repeat was 40 % of the webhook's time.
