@@ -22,7 +22,6 @@ def test_compresses_files_beside_the_original(rig: Rig) -> None:
         "/Reports 2026/Q3 Summary.CSV": b"a,b,c\n" * 5000,
         "/deep/er/still/deeper/log.json": b'{"k": "v"}\n' * 3000,
         "/unicode/résumé – ünïcødé 東京.md": "héllo wörld ✓\n".encode() * 2000,
-        "/empty.txt": b"",
         "/#hash %percent, comma.txt": b"odd name\n" * 100,
     }
     items = [rig.item(rig.upload(p, d)) for p, d in files.items()]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dropgz.core.config import load_settings, parse_size
+from dropgz.core.config import load_settings, parse_percent, parse_size
 from dropgz.core.eligibility import excluding_pattern
 from dropgz.core.errors import ConfigError
 from dropgz.core.secret import Secret
@@ -114,6 +114,10 @@ concurrency = 32
     ("[Dropbox]\ntoken = x\ntoken = y\n", "malformed: While reading"),
     ("token = x\n", "malformed: File contains no section headers"),
     ("[Compression]\nmin_size = 10\nmax_size = 5\n", "min_size: 10 is larger than max_size 5"),
+    ("[Compression]\nmin_savings = 0.05\n",
+     "[Compression] min_savings: not a percentage: '0.05' (write it like 5%"),
+    ("[Compression]\nmin_savings = 5\n", "[Compression] min_savings: not a percentage: '5'"),
+    ("[Compression]\nmin_savings = 100%\n", "[Compression] min_savings: 100% is not below 100%"),
 ])
 def test_bad_values_name_file_section_and_key(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
@@ -169,6 +173,18 @@ def test_world_readable_file_warns(tmp_path: Path, caplog: pytest.LogCaptureFixt
 ])
 def test_sizes(raw: str, value: int) -> None:
     assert parse_size(raw) == value
+
+
+@pytest.mark.parametrize(("raw", "value"), [
+    ("5%", 0.05), ("0", 0.0), ("0%", 0.0), ("12.5%", 0.125), (" 1 % ", 0.01), ("99.9%", 0.999),
+])
+def test_percentages(raw: str, value: float) -> None:
+    assert parse_percent(raw) == pytest.approx(value)
+
+
+def test_min_savings_defaults_to_five_percent() -> None:
+    assert load_settings(env={}).compression.min_savings == 0.05
+    assert load_settings(env={"DROPGZ_COMPRESSION_MIN_SAVINGS": "0"}).compression.min_savings == 0
 
 
 def test_cli_reports_bad_settings_in_one_line_with_exit_2(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def _ledger_table(settings: Settings) -> Table:
     ledger = Ledger.in_dir(settings.service.data_path)
     try:
         totals = ledger.totals()
+        skips = ledger.skips()
     finally:
         ledger.close()
     table = Table(title="compressed by this host's workers (no report store found)")
@@ -138,6 +139,9 @@ def _ledger_table(settings: Settings) -> Table:
         table.add_column(column, justify="right")
     table.add_row(f"{totals.compressed:,}", f"{totals.skipped:,}", f"{totals.bytes_in:,}",
                   f"{totals.bytes_out:,}", f"{totals.bytes_saved:,}", totals.last_update or "-")
+    if skips:
+        table.caption = "skipped: " + ", ".join(f"{kind} {files:,}" for kind, files in
+                                                skips.items())
     return table
 
 

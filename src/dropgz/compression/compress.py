@@ -16,12 +16,29 @@ Safety rules, each for a reason:
 - ``replace_original`` deletes the original only after Dropbox's content hash of the
   uploaded .gz equals the hash of the bytes sent, and only if the original is still the
   revision that was compressed (``delete_v2`` with ``parent_rev``).
+
+No pointless .gz (``[Compression] min_savings``, 5 % by default; 0 turns this off): a
+.gz must be at least that fraction smaller than its file, or none is made and the skip
+says why. The decision is taken as early as it can be:
+
+- content that starts like an already-compressed format (JPEG, PNG, ZIP, MP4, ...:
+  :mod:`dropgz.compression.formats`) is skipped on its first download chunk, and the
+  download is closed there;
+- a small file (committed in a batch) is compressed whole in memory anyway, so the
+  decision is exact, on the whole output, before anything is uploaded;
+- a streamed file (over :data:`SINGLE_UPLOAD_MAX_SOURCE`) is decided on its first chunk
+  (1 MiB), gzipped on its own before anything is uploaded: a file that starts
+  incompressible and turns compressible later is skipped, and the reverse gets a .gz that
+  may save less than ``min_savings``. Streaming the whole file to learn the answer would
+  cost the full download and compression every time.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dropbox
@@ -30,8 +47,9 @@ from dropbox.files import CommitInfo, FileMetadata, WriteMode
 
 from dropgz.compression.batch import BatchCommitter
 from dropgz.compression.commit import Skip, gzip_header_name, not_ours, read_header, write_small
-from dropgz.compression.download import open_download
-from dropgz.compression.gzstream import GzipReader, unix_mtime
+from dropgz.compression.download import Download, open_download
+from dropgz.compression.formats import compressed_format, savings
+from dropgz.compression.gzstream import GzipReader, gzip_bytes, unix_mtime
 from dropgz.compression.route_errors import is_conflict, is_not_file, is_not_found
 from dropgz.compression.upload import upload_stream
 from dropgz.core import eligibility
@@ -47,6 +65,16 @@ log = logging.getLogger(__name__)
 # three 4 MiB chunks in memory).
 SINGLE_UPLOAD_MAX_SOURCE = 8 * 1024 * 1024
 
+# Kinds of skip, stable keys for counting them (the ledger, ``dropgz status``); .commit's
+# Skip kinds are among them.
+RULES = "rules"  # excluded, too small or large, name too long, already named .gz
+GONE = "gone"  # deleted, moved, or a folder by now
+SUPERSEDED = "superseded"  # a newer revision exists; its own message will come
+ALREADY_GZIP = "already-gzip"
+ALREADY_COMPRESSED = "already-compressed"  # a JPEG, ZIP, MP4... (min_savings > 0)
+SAVES_TOO_LITTLE = "saves-too-little"  # gzip would save less than min_savings
+GZ_TAKEN = "gz-taken"  # name.gz exists and is not ours
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -61,6 +89,11 @@ class Outcome:
     seconds: float = 0.0
     original_deleted: bool = False
     account: str | None = None
+    kind: str = ""  # for a skip: one of the kinds above
+
+    @classmethod
+    def skipped(cls, path: str, kind: str, reason: str, rev: str | None) -> Outcome:
+        return cls("skipped", path, reason, rev, kind=kind)
 
     @property
     def ratio(self) -> float:
@@ -85,49 +118,87 @@ class FileCompressor:
         started = time.monotonic()
         reason = eligibility.skip_reason(item.path, item.size, self.rules)
         if reason:
-            return Outcome("skipped", item.path, reason, item.rev)
+            return Outcome.skipped(item.path, RULES, reason, item.rev)
         try:
             download = open_download(self.dbx, item.path)
         except ApiError as exc:
             if is_not_found(exc):
-                return Outcome("skipped", item.path, "gone (deleted or moved)", item.rev)
+                return Outcome.skipped(item.path, GONE, "gone (deleted or moved)", item.rev)
             if is_not_file(exc):
-                return Outcome("skipped", item.path, "is a folder", item.rev)
+                return Outcome.skipped(item.path, GONE, "is a folder", item.rev)
             raise
         try:
             return self._compress(item, download, started)
         finally:
-            download.close()
+            download.close()  # also where a skip after the first chunk stops the download
 
-    def _compress(self, item: WorkItem, download, started: float) -> Outcome:
+    def _compress(self, item: WorkItem, download: Download, started: float) -> Outcome:
         md: FileMetadata = download.metadata
         path = md.path_display or md.path_lower
         if item.rev and md.rev != item.rev:
-            return Outcome("skipped", path, f"rev {item.rev} superseded by {md.rev}", md.rev)
+            return Outcome.skipped(path, SUPERSEDED, f"rev {item.rev} superseded by {md.rev}",
+                                   md.rev)
         reason = eligibility.skip_reason(path, md.size, self.rules)
         if reason:
-            return Outcome("skipped", path, reason, md.rev)
-        reader = GzipReader(download.chunks(), name=md.name,
+            return Outcome.skipped(path, RULES, reason, md.rev)
+        chunks: Iterator[bytes] = iter(download.chunks())
+        head = next(chunks, b"")
+        if eligibility.looks_gzipped(head):
+            return Outcome.skipped(path, ALREADY_GZIP, "content is already gzip", md.rev)
+        skip = self._not_worth_it(head, md)
+        if skip is not None:
+            return skip
+        reader = GzipReader(itertools.chain([head], chunks), name=md.name,
                             mtime=unix_mtime(md.client_modified),
                             level=self.rules.level, compressor=self.rules.compressor)
-        if eligibility.looks_gzipped(reader.peek_source(2)):
-            return Outcome("skipped", path, "content is already gzip", md.rev)
         target = eligibility.gz_path(path)
         if md.size <= SINGLE_UPLOAD_MAX_SOURCE:
-            data = reader.read()
+            data = reader.read()  # the whole .gz: the exact answer on what it saves
+            skip = self._saves_too_little(path, md.rev, reader.bytes_in, len(data))
+            if skip is not None:
+                return skip
             uploaded = write_small(self.dbx, self.committer, data, reader.content_hash,
                                    target, md)
         else:
             mode = self._write_mode(target, md.name)
             uploaded = mode if isinstance(mode, Skip) else self._upload(reader, target, mode, md)
         if isinstance(uploaded, Skip):
-            return Outcome("skipped", path, uploaded.reason, md.rev)
+            return Outcome.skipped(path, uploaded.kind, uploaded.reason, md.rev)
         if uploaded.content_hash != reader.content_hash:
             raise TransientError(f"uploaded {target} hash {uploaded.content_hash} differs from "
                                  f"the bytes sent ({reader.content_hash})")
         deleted = self.rules.replace_original and self._delete_original(md)
         return Outcome("compressed", path, "", md.rev, reader.bytes_in, reader.bytes_out,
                        time.monotonic() - started, deleted)
+
+    def _not_worth_it(self, head: bytes, md: FileMetadata) -> Outcome | None:
+        """A skip decided on the first chunk: an already-compressed format, or (for a
+        streamed file) a first chunk whose own gzip saves less than ``min_savings``."""
+        if not self.rules.min_savings:
+            return None
+        path = md.path_display or md.path_lower
+        kind = compressed_format(head)
+        if kind is not None:
+            return Outcome.skipped(path, ALREADY_COMPRESSED, f"already compressed: {kind}",
+                                   md.rev)
+        if md.size <= SINGLE_UPLOAD_MAX_SOURCE or not head:
+            return None  # decided on the whole output instead
+        sample = gzip_bytes(head, name=md.name, mtime=0, level=self.rules.level,
+                            compressor=self.rules.compressor)
+        return self._saves_too_little(path, md.rev, len(head), len(sample),
+                                      f" on the first {len(head):,} bytes")
+
+    def _saves_too_little(self, path: str, rev: str, bytes_in: int, bytes_out: int,
+                          where: str = "") -> Outcome | None:
+        saved = savings(bytes_in, bytes_out)
+        if not self.rules.min_savings or (bytes_in and saved >= self.rules.min_savings):
+            return None
+        minimum = f"min_savings {self.rules.min_savings * 100:g}%"
+        if not bytes_in:
+            return Outcome.skipped(path, SAVES_TOO_LITTLE,
+                                   f"empty: a .gz would only add bytes ({minimum})", rev)
+        return Outcome.skipped(path, SAVES_TOO_LITTLE,
+                               f"gzip saves {saved:.1%}{where}, under {minimum}", rev)
 
     def _write_mode(self, target: str, name: str) -> WriteMode | Skip:
         """How to write a large file's ``target``: add, update(rev) of our own old .gz, or
@@ -139,7 +210,7 @@ class FileCompressor:
                 return WriteMode.add
             raise
         if not isinstance(existing, FileMetadata):
-            return Skip("gz-taken", f"{target} exists and is not a file")
+            return Skip(GZ_TAKEN, f"{target} exists and is not a file")
         _, header = read_header(self.dbx, target, rev=existing.rev)
         if gzip_header_name(header) != name.encode("utf-8"):
             return not_ours(target, name)

@@ -111,6 +111,9 @@ class CompressionSettings:
     min_size: int = 0
     max_size: int = 0  # 0 = no limit
     replace_original: bool = False
+    # A .gz must be at least this fraction smaller than its file, else none is made (and
+    # already-compressed formats are skipped unread); 0 compresses everything.
+    min_savings: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,22 @@ def parse_size(raw: str) -> int:
     return int(m.group(1)) * base ** ("kmgt".index(unit[0]) + 1)
 
 
+def parse_percent(raw: str) -> float:
+    """``"5%"`` → 0.05; ``"0"`` → 0.0. Only a percentage (or 0): "0.05" or "5" would be
+    ambiguous."""
+    value = raw.strip()
+    if value in ("0", "0%"):
+        return 0.0
+    m = re.match(r"^(\d+(?:\.\d+)?)\s*%$", value)
+    if not m:
+        raise ValueError(f"not a percentage: {value!r} (write it like 5%, or 0 to "
+                         "compress everything)")
+    percent = float(m.group(1))
+    if percent >= 100:
+        raise ValueError(f"{value} is not below 100%")
+    return percent / 100
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in configparser.RawConfigParser.BOOLEAN_STATES:
@@ -302,6 +321,7 @@ _SECTIONS: dict[str, tuple[type, Callable[[Settings], Any], dict[str, Callable[[
     "Compression": (CompressionSettings, lambda s: s.compression, {
         "compressor": _choice(COMPRESSORS), "level": _int(1, 9), "exclude": _patterns,
         "min_size": parse_size, "max_size": parse_size, "replace_original": _bool,
+        "min_savings": parse_percent,
     }),
     "Service": (ServiceSettings, lambda s: s.service, {
         "data_dir": _text, "concurrency": _int(1, 256), "push_queue": _choice(PUSH_QUEUES),

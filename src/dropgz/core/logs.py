@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -47,6 +48,20 @@ def fields(**values: Any) -> str:
             text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_fields(line: str) -> dict[str, str]:
+    """The ``key=value`` fields of a line written with :func:`fields` (its inverse)."""
+    found = {}
+    for key, raw in _FIELD.findall(line):
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1),
+                         raw[1:-1])
+        found[key] = raw
+    return found
 
 
 def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:

@@ -6,7 +6,8 @@ queue, and connects every user the way a person does: ``/connect``, the emulator
 page, Allow (:mod:`dropgz.ops.connect_driver`, over HTTP). Then it uploads a varied sample
 set into each user's Dropbox through the official SDK and lets the emulator's webhooks drive
 everything. It watches the .gz files appear, verifies each by decompressing and comparing,
-and prints a table per user.
+and prints a table per user that says, for each file left alone, why: the rule that refused
+its name, or the reason the worker logged for it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dropgz.core.config import DropboxSettings
+from dropgz.core.config import CompressionSettings, DropboxSettings
+from dropgz.core.eligibility import skip_reason
+from dropgz.core.logs import parse_fields
 from dropgz.core.secret import Secret
 from dropgz.dropbox_client import make_dropbox
 from dropgz.ops.connect_driver import ConnectFailed, connect_over_http
@@ -215,8 +218,11 @@ class Demo:
         problems = [r for r in results if r.problem]
         for user in users:
             mine = sorted((r for r in results if r.user is user), key=lambda r: r.sample.path)
-            self.console.print(self._table(user, mine, untouched))
+            why = {s.path: self._why_left_alone(user, s) for s in untouched}
+            self.console.print(self._table(user, mine, untouched, why))
             gz = self._gz_files(user.dbx)
+            problems += [Result(user, s, problem="the worker logged no decision about it")
+                         for s in untouched if not why[s.path]]
             problems += [Result(user, s, problem="was compressed but must be left alone")
                          for s in untouched if s.path.lower() + ".gz" in gz]
         good = [r for r in results if not r.problem]
@@ -234,8 +240,27 @@ class Demo:
                            f"({1 - size_out / max(size_in, 1):.1%}).")
         return 0
 
+    def _why_left_alone(self, user: User, sample: Sample) -> str:
+        """The delta tier's rule that refused the name, else the skip reason the worker
+        logged for this user's file (waited for: it may come after the other files)."""
+        rule = skip_reason(sample.path, len(sample.data), CompressionSettings())
+        if rule:
+            return rule
+        log_path = self.workdir / "logs" / "serve.log"
+        deadline = time.monotonic() + 30
+        while True:
+            for line in log_path.read_text(errors="replace").splitlines():
+                found = parse_fields(line)
+                if (found.get("path") == sample.path and found.get("outcome") == "skipped"
+                        and found.get("account") == user.account_id):
+                    return found.get("reason", "")
+            if time.monotonic() > deadline:
+                return ""
+            time.sleep(0.3)
+
     @staticmethod
-    def _table(user: User, results: list[Result], untouched: list[Sample]) -> Table:
+    def _table(user: User, results: list[Result], untouched: list[Sample],
+               why: dict[str, str]) -> Table:
         table = Table(title=f"user {user.number}: {user.name} ({user.account_id})")
         for column in ("file", "size", ".gz size", "ratio", "seconds", "check"):
             table.add_column(column, justify="left" if column == "file" else "right")
@@ -246,7 +271,9 @@ class Demo:
                           f"{r.seconds:.1f}" if r.gz_size else "-",
                           f"[red]{r.problem}[/]" if r.problem else "[green]ok[/]")
         for s in untouched:
-            table.add_row(s.path, f"{len(s.data):,}", "-", "-", "-", "[green]left alone[/]")
+            table.add_row(s.path, f"{len(s.data):,}", "-", "-", "-",
+                          f"[green]left alone[/]: {why[s.path]}" if why[s.path] else
+                          "[red]no decision logged[/]")
         return table
 
     def _keep(self, web_url: str, settings_path: Path) -> None:

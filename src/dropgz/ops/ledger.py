@@ -1,6 +1,7 @@
 """Running totals of what this host's workers did, for ``dropgz status``.
 
-A small SQLite file in ``data_dir``: one row per outcome kind with files and bytes.
+A small SQLite file in ``data_dir``: one row per outcome status with files and bytes, and
+one per kind of skip (``Outcome.kind``: already compressed, saves too little, ...).
 Each worker process adds to it after every file; ``status`` reads it. Totals are
 per host (on EC2, per worker instance), which is what an operator looking at one
 host wants to see.
@@ -22,7 +23,11 @@ CREATE TABLE IF NOT EXISTS totals (
     bytes_in INTEGER NOT NULL DEFAULT 0,
     bytes_out INTEGER NOT NULL DEFAULT 0,
     updated TEXT NOT NULL DEFAULT (datetime('now'))
-)
+);
+CREATE TABLE IF NOT EXISTS skips (
+    kind TEXT PRIMARY KEY,
+    files INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -47,7 +52,7 @@ class Ledger:
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     @classmethod
@@ -62,6 +67,11 @@ class Ledger:
                 "bytes_in = bytes_in + excluded.bytes_in, "
                 "bytes_out = bytes_out + excluded.bytes_out, updated = datetime('now')",
                 (outcome.status, outcome.bytes_in, outcome.bytes_out))
+            if outcome.status == "skipped":
+                self._db.execute(
+                    "INSERT INTO skips (kind, files) VALUES (?, 1) "
+                    "ON CONFLICT(kind) DO UPDATE SET files = files + 1",
+                    (outcome.kind or "other",))
 
     def totals(self) -> Totals:
         with self._lock:
@@ -71,6 +81,12 @@ class Ledger:
         skipped = rows.get("skipped", (0, 0, 0, None))
         updates = [r[3] for r in rows.values() if r[3]]
         return Totals(done[0], skipped[0], done[1], done[2], max(updates) if updates else None)
+
+    def skips(self) -> dict[str, int]:
+        """Skipped files by kind of skip, most frequent first."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT kind, files FROM skips ORDER BY files DESC, kind").fetchall())
 
     def close(self) -> None:
         with self._lock:
