@@ -13,8 +13,8 @@ account:
 - a batch leaves when none of this account is in flight and either every file of the
   account being worked on here is waiting (nothing more will come soon), or
   :data:`MAX_BATCH_ENTRIES` wait, or the oldest has waited :data:`GATHER_SECONDS`;
-- no thread of its own: a waiting thread that finds a batch ready sends it for everyone
-  (leader/followers) and hands each entry its answer;
+- one sender thread per account sends the batches and hands each entry its answer; it
+  lives while entries wait, and ends when none is left (an idle account costs no thread);
 - only what failed is retried, in a later batch: an entry refused for contention
   (``too_many_write_operations``, ``too_many_shared_folder_targets``) after a backoff, every
   entry of a call that failed as a whole (429: after its ``Retry-After``; 5xx or a dropped
@@ -35,7 +35,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dropbox
 import requests
@@ -82,7 +82,7 @@ class _Entry:
     client: dropbox.Dropbox
     ready_at: float  # monotonic time from which it may go in a batch
     attempts: int = 0
-    done: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
     metadata: FileMetadata | None = None
     error: BaseException | None = None
 
@@ -112,7 +112,7 @@ class BatchCommitter:
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: list[_Entry] = []
-        self._sending = False
+        self._sender: threading.Thread | None = None
         self._working = 0
         self._raw: tuple[dropbox.Dropbox, dropbox.Dropbox] | None = None
         self.batches = 0  # finish_batch_v2 calls made (for logs and tests)
@@ -142,20 +142,34 @@ class BatchCommitter:
         park()
         with self._cond:
             self._pending.append(entry)
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_batches, daemon=True,
+                                                name="dropgz-batch-commit")
+                self._sender.start()
             self._cond.notify_all()
-            while not entry.done:
-                if self._sending:
-                    self._cond.wait()
-                    continue
-                batch, wait = self._take_ready()
-                if batch:
-                    self._send(batch)
-                else:
-                    self._cond.wait(wait)
+        entry.done.wait()
         if entry.error is not None:
             raise entry.error
         assert entry.metadata is not None
         return entry.metadata
+
+    def _send_batches(self) -> None:
+        """The sender thread: batches while entries wait."""
+        with self._cond:
+            try:
+                while self._pending:
+                    batch, wait = self._take_ready()
+                    if batch:
+                        self._send(batch)
+                    else:
+                        self._cond.wait(wait)
+            except BaseException as exc:  # a bug here must not leave files waiting forever
+                for entry in self._pending:
+                    self._finish(entry, error=exc)
+                self._pending = []
+                raise
+            finally:
+                self._sender = None
 
     # ------------------------------------------------------------ under the lock
 
@@ -177,7 +191,6 @@ class BatchCommitter:
 
     def _send(self, batch: list[_Entry]) -> None:
         """Send ``batch`` with the lock let go, then settle every entry (lock held again)."""
-        self._sending = True
         try:
             self._cond.release()
             try:
@@ -186,14 +199,10 @@ class BatchCommitter:
                 self._cond.acquire()
             self._settle(batch, answer)
         except BaseException as exc:
-            # Whatever went wrong, no entry of the batch may be left waiting for nothing.
             for entry in batch:
-                if not entry.done and not any(e is entry for e in self._pending):
+                if not entry.done.is_set() and not any(e is entry for e in self._pending):
                     self._finish(entry, error=exc)
             raise
-        finally:
-            self._sending = False
-            self._cond.notify_all()
 
     def _settle(self, batch: list[_Entry], answer: _Answer) -> None:
         now = self._clock()
@@ -240,7 +249,8 @@ class BatchCommitter:
     @staticmethod
     def _finish(entry: _Entry, *, metadata: FileMetadata | None = None,
                 error: BaseException | None = None) -> None:
-        entry.metadata, entry.error, entry.done = metadata, error, True
+        entry.metadata, entry.error = metadata, error
+        entry.done.set()
 
     # ------------------------------------------------------------ the call, no lock held
 
