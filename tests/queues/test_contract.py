@@ -309,9 +309,15 @@ def test_concurrent_consumers_never_share_an_in_flight_message(queue: WorkQueue,
     sent = bodies(61)
     queue.send(sent)
     got: dict[int, list[Message]] = {n: [] for n in range(4)}
+    first_taken = threading.Barrier(4)
 
     def consume(n: int) -> None:
         with queue.consumer(prefetch=4, wait_seconds=1) as consumer:
+            # Each takes a first message before any takes more: the four really overlap
+            # (a fast receive could otherwise let one thread drain the queue alone).
+            if (first := next(consumer)) is not None:
+                got[n].append(first)
+            first_taken.wait(timeout=30)
             idle = 0
             while idle < 2:
                 message = next(consumer)
