@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH_ENTRIES = 1000
 # How long the first waiting entry lets others gather while files are still coming. Short
 # next to a commit's own round trip; it bounds what a file waits beyond that.
-GATHER_SECONDS = 0.2
+GATHER_SECONDS = 0.3
 # Tries of one entry before its file is handed back to the worker's retry policy.
 MAX_COMMIT_ATTEMPTS = 8
 # Per-entry contention carries no Retry-After: wait this, doubling per try, at most the cap.

@@ -60,7 +60,7 @@ RECEIVE_RETRY_SECONDS = 1.0
 PAUSED_DEFER_SECONDS = 30.0
 # Files that may wait for their batch commit without a slot, per slot (threads, no buffers:
 # their bytes are already uploaded).
-PARKED_PER_SLOT = 4
+PARKED_PER_SLOT = 6
 
 
 class AccountPaused(Exception):
