@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "dashboard": "bench.dashboard",
     "many_accounts": "bench.many_accounts",
     "brokered_tokens": "bench.brokered_tokens",
+    "batching": "bench.batching",
 }
 
 

@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet
 
 from bench.common import BenchResult, KiB, route_calls, running_emulator
 from bench.many_accounts import connect_settings_env
-from bench.small_files import _contents, _gunzip_all, _read
+from bench.small_files import _contents, _read, gunzip_all
 from bench.webhook import start_server
 from dropgz.cli.worker import single_account
 from dropgz.compression.internal_client import InternalClient
@@ -139,7 +139,7 @@ def _one_round(result: BenchResult, emulator, dbx, settings: Settings,
     with ThreadPoolExecutor(concurrency) as pool:
         gz = list(pool.map(lambda p: _read(dbx, p + ".gz"), paths))
     result.check(f"{name} round {round_}: gzip -dc gives every file back",
-                 _gunzip_all(gz) == b"".join(contents))
+                 gunzip_all(gz) == b"".join(contents))
     token_calls = (source.fetched - fetched) if source else 0
     result.rows.append({"worker": name, "round": round_, "files": count, "seconds": seconds,
                         "files/s": count / seconds, "token calls": token_calls,

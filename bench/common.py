@@ -20,14 +20,15 @@ import shutil
 import subprocess
 import sysconfig
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dropbox
 import requests
-from dropbox.files import CommitInfo, UploadSessionCursor, WriteMode
+from dropbox.files import CommitInfo, UploadSessionCursor, UploadSessionFinishArg, WriteMode
 
 from dropgz.core.config import DropboxSettings
 from dropgz.core.secret import Secret
@@ -387,11 +388,18 @@ class Emulator:
     def ca_bundle(self) -> str | None:
         return self.info.get("ca_bundle")
 
-    def client(self, pool_size: int = 16) -> dropbox.Dropbox:
-        """An SDK client for the bench's own setup calls (no retries: setup must be clean)."""
-        settings = DropboxSettings(token=Secret(self.token), api_base_url=self.url,
-                                   ca_bundle=self.ca_bundle)
-        return make_dropbox(settings, pool_size=pool_size)
+    def client(self, pool_size: int = 16, account: int = 1) -> dropbox.Dropbox:
+        """An SDK client for the bench's own setup calls, as user ``account`` (1-based, as
+        ``--accounts N`` counts them)."""
+        return make_dropbox(self.settings(account), pool_size=pool_size)
+
+    def settings(self, account: int = 1) -> DropboxSettings:
+        """``[Dropbox]`` settings acting as user ``account``."""
+        return DropboxSettings(token=Secret(self.info["accounts"][account - 1]["token"]),
+                               api_base_url=self.url, ca_bundle=self.ca_bundle)
+
+    def account_ids(self) -> list[str]:
+        return [entry["account_id"] for entry in self.info["accounts"]]
 
     def _admin_auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -464,6 +472,29 @@ def upload_chunks(dbx: dropbox.Dropbox, path: str, chunks: Iterable[bytes]
     return dbx.files_upload_session_finish(
         b"", UploadSessionCursor(session_id, offset),
         CommitInfo(path=path, mode=WriteMode.overwrite))
+
+
+def seed_small_files(dbx: dropbox.Dropbox, files: Sequence[tuple[str, bytes]],
+                     concurrency: int = 16) -> list[dropbox.files.FileMetadata]:
+    """Upload many small files into one account as Dropbox advises under its write
+    contention: each in its own closed session (in parallel: uploading data takes no lock),
+    then up to 1,000 committed per ``finish_batch_v2``, one batch at a time. Any refused
+    entry is an error (setup must be clean). Returns the metadata in ``files`` order."""
+    with ThreadPoolExecutor(concurrency) as pool:
+        sessions = list(pool.map(
+            lambda item: dbx.files_upload_session_start(item[1], close=True).session_id, files))
+    metadata: list[dropbox.files.FileMetadata] = []
+    for start in range(0, len(files), 1000):
+        chunk = list(zip(files[start:start + 1000], sessions[start:start + 1000], strict=True))
+        result = dbx.files_upload_session_finish_batch_v2([
+            UploadSessionFinishArg(UploadSessionCursor(session_id, len(data)),
+                                   CommitInfo(path, mode=WriteMode.overwrite))
+            for (path, data), session_id in chunk])
+        for ((path, _), _), entry in zip(chunk, result.entries, strict=True):
+            if not entry.is_success():
+                raise RuntimeError(f"seeding {path}: {entry.get_failure()}")
+            metadata.append(entry.get_success())
+    return metadata
 
 
 def download_to(dbx: dropbox.Dropbox, path: str, target: Path) -> dropbox.files.FileMetadata:

@@ -35,6 +35,7 @@ EXPECTED_FIGURES = {
     "dashboard": ["slowest page: large service / small service"],
     "many_accounts": ["webhook p99, "],
     "brokered_tokens": ["brokered files/s / seed-token files/s"],
+    "batching": ["files/s / (concurrency", "Dropbox calls per file"],
 }
 
 
