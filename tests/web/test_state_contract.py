@@ -132,6 +132,15 @@ def test_reconnect_resumes_at_the_old_cursor_with_the_new_token(state_store: Sta
     assert state_store.refresh_token("dbid:u1") == Secret("second-grant")
 
 
+def test_reconnecting_keeps_an_operators_pause(state_store: StateStore) -> None:
+    connect(state_store)
+    state_store.set_account_status("dbid:u1", "paused", "operator")
+    connect(state_store, token="second-grant")
+    record = state_store.get("dbid:u1")
+    assert (record.status, record.status_reason) == ("paused", "operator")
+    assert state_store.refresh_token("dbid:u1") == Secret("second-grant")
+
+
 def test_the_seed_account_has_no_credential(state_store: StateStore) -> None:
     state_store.add_account("dbid:seed", watch_start=T0, cursor="c")
     record = state_store.get("dbid:seed")

@@ -124,7 +124,8 @@ class StateStore(ABC):
         """Store a user's grant: profile, encrypted refresh token, status watching.
 
         A new account starts watching at ``watch_start`` from ``cursor``; a known one
-        (reconnecting) keeps its cursor, so it resumes where it stopped. True when new.
+        (reconnecting) keeps its cursor, so it resumes where it stopped, and stays paused if
+        an operator paused it. True when new.
         """
         blob = self._cipher().encrypt(account, refresh_token)
         return self._save_grant(account, blob, email=email, display_name=display_name,

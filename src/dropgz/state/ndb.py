@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dropgz.core.encryption import TokenCipher
-from dropgz.state.base import WATCHING, AccountState, LeaseLost, StateStore, utcnow
+from dropgz.state.base import PAUSED, WATCHING, AccountState, LeaseLost, StateStore, utcnow
 
 
 def _ndb() -> Any:
@@ -172,8 +172,10 @@ class NdbStateStore(StateStore):
                 if cursor:
                     entity.cursor, entity.synced_at = cursor, _naive(now)
             entity.email, entity.display_name = email, display_name
-            entity.connected_at = entity.status_since = _naive(now)
-            entity.credential, entity.status, entity.status_reason = blob, WATCHING, ""
+            entity.connected_at, entity.credential = _naive(now), blob
+            if entity.status != PAUSED:  # a new grant ends "needs reconnect"; a pause stays
+                entity.status, entity.status_reason = WATCHING, ""
+                entity.status_since = _naive(now)
             entity.put()
             return new
 

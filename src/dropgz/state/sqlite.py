@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dropgz.core.encryption import TokenCipher
-from dropgz.state.base import WATCHING, AccountState, LeaseLost, StateStore, utcnow
+from dropgz.state.base import PAUSED, WATCHING, AccountState, LeaseLost, StateStore, utcnow
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -164,9 +164,12 @@ class SqliteStateStore(StateStore):
                            "WHERE account = ?",
                            (_ts(watch_start), cursor, _ts(now) if cursor else None, account))
             db.execute("UPDATE accounts SET email = ?, display_name = ?, connected_at = ?, "
-                       "credential = ?, status = ?, status_reason = '', status_since = ? "
-                       "WHERE account = ?",
-                       (email, display_name, _ts(now), blob, WATCHING, _ts(now), account))
+                       "credential = ? WHERE account = ?",
+                       (email, display_name, _ts(now), blob, account))
+            # A new grant ends "needs reconnect"; an operator's pause stays.
+            db.execute("UPDATE accounts SET status = ?, status_reason = '', status_since = ? "
+                       "WHERE account = ? AND status != ?",
+                       (WATCHING, _ts(now), account, PAUSED))
         return new
 
     def raw_credential(self, account: str) -> str | None:
