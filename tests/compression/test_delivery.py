@@ -17,32 +17,29 @@ from tests.fixtures.peers import gunzip_bytes, wait_for
 
 def test_sigterm_finishes_in_flight_files_and_loses_nothing(emulator, make_rig,
                                                             tmp_path: Path) -> None:
-    # Given six files, a slow Dropbox (every call +400 ms) and a worker doing two at a time
+    # Given six files and a worker doing two at a time
     rig: Rig = make_rig(emulator)
     files = {f"/slow/file-{n}.txt": text_bytes(30_000, seed=n) for n in range(6)}
     rig.enqueue(*(rig.item(rig.upload(p, d)) for p, d in files.items()))
-    emulator.configure(latency_ms=400)
     log_path = tmp_path / "worker.log"
     env = {**os.environ, **emulator_env(emulator, tmp_path)}
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "dropgz", "worker", "--concurrency", "2"],
-            env=env, stdout=log, stderr=log, cwd=tmp_path)
-    # When SIGTERM arrives while files are in flight
-    deadline = time.monotonic() + 30
-    while emulator.stats()["routes"].get("files/download", {}).get("total", 0) < 2:
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGTERM)
+    with emulator.holding("files/download"):
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "dropgz", "worker", "--concurrency", "2"],
+                env=env, stdout=log, stderr=log, cwd=tmp_path)
+        # When SIGTERM arrives while two files are in flight (their downloads held)
+        emulator.wait_held("files/download", 2, timeout=30)
+        worker.send_signal(signal.SIGTERM)
+        wait_for(lambda: "stopping: finishing 2 file(s)" in log_path.read_text(), 30,
+                 "the worker heard the SIGTERM", diagnose=log_path.read_text)
     code = worker.wait(timeout=60)
-    emulator.configure(latency_ms=0)
     log = log_path.read_text()
     # Then it exits 0 saying it drained, the in-flight files have their .gz, and every
     # other message is still in the queue: nothing lost
     assert code == 0, log
-    assert "stopping: finishing" in log
     done = [p for p in files if rig.exists(p + ".gz")]
-    assert len(done) >= 2, log
+    assert len(done) == 2, log
     for path in done:
         assert gunzip_bytes(rig.read(path + ".gz")) == files[path]
     stats = rig.queue.stats()
@@ -58,21 +55,22 @@ def test_second_signal_exits_at_once_and_messages_come_back(emulator, make_rig,
                                                             tmp_path: Path) -> None:
     rig: Rig = make_rig(emulator, DROPGZ_AWS_VISIBILITY_TIMEOUT="2")
     rig.enqueue(rig.item(rig.upload("/stuck.txt", text_bytes(10_000))))
-    emulator.configure(latency_ms=3000)
     env = {**os.environ, **emulator_env(emulator, tmp_path, DROPGZ_AWS_VISIBILITY_TIMEOUT="2")}
-    worker = subprocess.Popen([sys.executable, "-m", "dropgz", "worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while emulator.stats()["routes"].get("files/download", {}).get("total", 0) < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=10) != 0
-    assert b"stopping now" in worker.stderr.read()
-    emulator.configure(latency_ms=0)
-    time.sleep(2.5)  # the abandoned message's visibility runs out
+    log_path = tmp_path / "worker.log"
+    with emulator.holding("files/download"):
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "dropgz", "worker"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=log, cwd=tmp_path)
+        emulator.wait_held("files/download", 1, timeout=30)
+        worker.send_signal(signal.SIGTERM)
+        # (two signals sent at once may arrive as one: the second follows the first's effect)
+        wait_for(lambda: "stopping: finishing" in log_path.read_text(), 30,
+                 "the first SIGTERM heard", diagnose=log_path.read_text)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) != 0
+    assert "stopping now" in log_path.read_text()
+    # the abandoned message comes back once its claim runs out
+    wait_for(lambda: rig.queue.stats().visible == 1, 15, "the abandoned message back")
     report = rig.worker().work(burst=True)
     assert report.compressed == 1
     rig.assert_gz_of("/stuck.txt", text_bytes(10_000))
@@ -128,24 +126,24 @@ def test_flaky_dropbox_still_gives_every_gz(emulator, make_rig) -> None:
 
 
 def test_heartbeat_keeps_a_slow_file_claimed_past_its_claim(emulator, make_rig) -> None:
-    # Given a 2 s claim, and Dropbox so slow (1.5 s a call) that one file outlasts two claims
+    # Given a 2 s claim, and a file whose download hangs for more than two claims
     rig: Rig = make_rig(emulator, DROPGZ_AWS_VISIBILITY_TIMEOUT="2")
     data = text_bytes(10_000)
     rig.enqueue(rig.item(rig.upload("/slow.txt", data)))
     emulator.reset_stats()
-    emulator.configure(latency_ms=1500)
-    # When one worker has taken the file and a second one keeps polling the same queue
     first, second = rig.worker(concurrency=1), rig.worker(concurrency=1)
     reports: dict[str, object] = {}
     working = threading.Thread(target=lambda: reports.update(first=first.work(max_jobs=1)))
     polling = threading.Thread(target=lambda: reports.update(second=second.work()))
-    working.start()
-    wait_for(lambda: rig.queue.stats().in_flight == 1, 15, "the first worker has the file")
-    polling.start()
+    with emulator.holding("files/download"):
+        working.start()
+        emulator.wait_held("files/download", 1, timeout=15)
+        # When a second worker keeps polling the same queue all that time
+        polling.start()
+        time.sleep(5)  # two and a half claims pass, the download provably still in flight
     working.join(60)
     second.request_stop()
     polling.join(30)
-    emulator.configure(latency_ms=0)
     # Then the heartbeat kept it claimed: only the first worker ever received or downloaded it
     assert not working.is_alive() and not polling.is_alive()
     assert reports["first"].compressed == 1  # type: ignore[attr-defined]

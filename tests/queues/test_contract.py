@@ -106,12 +106,12 @@ def test_extend_keeps_it_invisible(make_queue: MakeQueue) -> None:
     queue = make_queue(visibility_timeout=1)
     queue.send(["slow file"])
     [message] = drain(queue, 1)
-    queue.extend(message, 3)
-    time.sleep(1.6)  # past the 1 s visibility timeout
+    queue.extend(message, 5)
+    time.sleep(1.6)  # past the 1 s visibility timeout (and 3.4 s short of the extension)
     assert queue.receive(wait_seconds=0) == []
     assert queue.stats().in_flight == 1
     # and it still comes back once the extension runs out
-    [again] = drain(queue, 1, timeout=5)
+    [again] = drain(queue, 1, timeout=10)
     assert again.id == message.id
 
 

@@ -356,11 +356,7 @@ class CutProxy:
 
     ``refuse()``: the listening port closes (new connections are refused) and every open
     connection is reset. ``blackhole()``: connections are accepted, then closed without an
-    answer (a dropped connection). ``hold()``: open connections are reset and new ones are
-    accepted and kept waiting, unanswered, until ``restore()`` (then reset): a peer that
-    hangs, so a test can know a request is in flight (``held`` counts the connections that
-    sent one) for as long as it likes, with no timing involved. ``restore()``: proxy again
-    on the same port.
+    answer (a dropped connection). ``restore()``: proxy again on the same port.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -369,8 +365,6 @@ class CutProxy:
         self.mode = "pass"
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
-        self._parked: list[socket.socket] = []
-        self._held = 0
         self._listener: socket.socket | None = None
         self._stopped = False
         self._listen()
@@ -394,9 +388,6 @@ class CutProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            if self.mode == "hold":
-                self._park(client)
-                continue
             if self.mode != "pass":
                 self._reset(client)
                 continue
@@ -423,23 +414,6 @@ class CutProxy:
             for sock in (src, dst):
                 self._close(sock)
 
-    def _park(self, client: socket.socket) -> None:
-        with self._lock:
-            self._parked.append(client)
-
-        def note_request() -> None:
-            with contextlib.suppress(OSError):
-                if client.recv(1, socket.MSG_PEEK):  # a request arrived; it is not answered
-                    with self._lock:
-                        self._held += 1
-        threading.Thread(target=note_request, daemon=True).start()
-
-    @property
-    def held(self) -> int:
-        """Requests that arrived while holding (connections that sent something)."""
-        with self._lock:
-            return self._held
-
     @staticmethod
     def _reset(sock: socket.socket) -> None:
         with contextlib.suppress(OSError):  # linger 0: close sends RST, like a dead peer
@@ -458,8 +432,6 @@ class CutProxy:
     def _drop_all(self) -> None:
         with self._lock:
             conns, self._conns = list(self._conns), set()
-            conns += self._parked
-            self._parked = []
         for sock in conns:
             self._reset(sock)
 
@@ -481,23 +453,8 @@ class CutProxy:
         self.mode = "drop"
         self._drop_all()
 
-    def hold(self) -> None:
-        if self._listener is None:
-            self._listen()
-        with self._lock:
-            self._held = 0
-        self.mode = "hold"
-        with self._lock:  # connections opened before: cut (their requests come back, held)
-            conns, self._conns = list(self._conns), set()
-        for sock in conns:
-            self._reset(sock)
-
     def restore(self) -> None:
-        with self._lock:
-            parked, self._parked = self._parked, []
         self.mode = "pass"
-        for sock in parked:
-            self._reset(sock)
         if self._listener is None and not self._stopped:
             self._listen()
 

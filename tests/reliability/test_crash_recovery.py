@@ -1,9 +1,9 @@
 """Crash recovery with default settings: a worker SIGKILLed with files in flight, and the
 time until another worker has finished them (the figure in RELIABILITY.md).
 
-The kill is made deterministic, not timed: the doomed worker reaches Dropbox through a
-proxy that holds every request unanswered, so its files are provably in flight (received
-from the queue, download requested, nothing written) at the moment of the SIGKILL.
+The kill is made deterministic, not timed: the emulator holds every ``files/download``
+request unanswered, so the doomed worker's files are provably in flight (received from the
+queue, download requested, nothing written) at the moment of the SIGKILL.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from dropgz.queues.base import DEFAULT_CLAIM_SECONDS, QueueStats
 from tests.compression.conftest import text_bytes
 from tests.fixtures.moto import moto_env
-from tests.reliability.harness import CutProxy, Pipeline, World, check_invariants, wait_for
+from tests.reliability.harness import Pipeline, World, check_invariants, wait_for
 
 # The promise (issue 13): another worker finishes a killed worker's files within a minute.
 RECOVERY_PROMISE_SECONDS = 60
@@ -37,21 +37,16 @@ def test_sigkilled_worker_files_are_finished_by_another_within_a_minute(
         pipe.env.update(moto_env(request.getfixturevalue("moto_server"), pipe.workdir))
         ensure_queues(pipe.settings())  # what `dropgz setup-aws` makes, with defaults
     assert pipe.settings().aws.visibility_timeout is None
-    proxy = CutProxy("127.0.0.1", emulator.port)
-    try:
-        # Given a worker whose every Dropbox call from now on hangs unanswered
+    with emulator.holding("files/download"):
+        # Given a worker whose downloads hang unanswered
         world.put("/before-start.txt", b"existed before the service\n", eligible=False)
         pipe.start_web()
-        doomed = pipe.start_worker(DROPGZ_DROPBOX_API_BASE_URL=proxy.url)
-        pipe.wait_worker_started(doomed)
-        proxy.hold()
+        doomed = pipe.start_worker()
         for n in range(FILES):
             world.put(f"/crash/file {n}.txt", text_bytes(5_000 + n, seed=n))
         # and holding all the files: received from the queue, each download requested
+        emulator.wait_held("files/download", FILES, timeout=60)
         queue = pipe.queue()
-        wait_for(lambda: proxy.held >= FILES and queue.stats().in_flight == FILES, 60,
-                 "every file in flight in the doomed worker",
-                 diagnose=lambda: f"held {proxy.held}, {queue.stats()}\n{pipe.logs()[-4000:]}")
         assert queue.stats() == QueueStats(visible=0, in_flight=FILES, dead=0)
         # and another worker, already polling
         rescuer = pipe.start_worker()
@@ -60,17 +55,14 @@ def test_sigkilled_worker_files_are_finished_by_another_within_a_minute(
         doomed.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         doomed.wait(10)
-        proxy.restore()
-        # Then the other worker has made every .gz within a minute
-        wait_for(lambda: not world.missing_gz(), RECOVERY_PROMISE_SECONDS,
-                 "the killed worker's files finished by another worker",
-                 diagnose=lambda: f"{queue.stats()}\n{pipe.logs()[-4000:]}")
-        recovery = time.monotonic() - killed_at
-        record_property("recovery_seconds", round(recovery, 1))
-        print(f"\n[{backend}] SIGKILL to the last .gz: {recovery:.1f} s "
-              f"(claim {DEFAULT_CLAIM_SECONDS} s)")
-        pipe.settle(world, timeout=30)
-        check_invariants(world, queue)
-        assert f"claim={DEFAULT_CLAIM_SECONDS}s" in pipe.log_of(rescuer)
-    finally:
-        proxy.close()
+    # Then the other worker has made every .gz within a minute
+    wait_for(lambda: not world.missing_gz(), RECOVERY_PROMISE_SECONDS,
+             "the killed worker's files finished by another worker",
+             diagnose=lambda: f"{queue.stats()}\n{pipe.logs()[-4000:]}")
+    recovery = time.monotonic() - killed_at
+    record_property("recovery_seconds", round(recovery, 1))
+    print(f"\n[{backend}] SIGKILL to the last .gz: {recovery:.1f} s "
+          f"(claim {DEFAULT_CLAIM_SECONDS} s)")
+    pipe.settle(world, timeout=30)
+    check_invariants(world, queue)
+    assert f"claim={DEFAULT_CLAIM_SECONDS}s" in pipe.log_of(rescuer)

@@ -114,16 +114,15 @@ def test_web_killed_in_the_middle_of_a_delta_run(pipeline: tuple[Any, Pipeline],
     emulator, pipe = pipeline
     pipe.start_web()
     pipe.start_worker()
-    emulator.configure(latency_ms=1500)  # a list_folder/continue call now takes 1.5 s
-    seed_world(world, 12, size=2_000)
-    # a delta task claimed by the dispatcher = a delta run in progress
-    wait_for(lambda: [t for t in _pending_tasks(pipe) if t["attempts"] > 0], 60,
-             "a delta run in progress", interval=0.05)
-    time.sleep(0.3)
-    pipe.web.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-    pipe.web.wait(10)  # type: ignore[union-attr]
+    with emulator.holding("files/list_folder/continue"):
+        seed_world(world, 12, size=2_000)
+        # a delta run in progress: its task claimed by the dispatcher, its listing in flight
+        emulator.wait_held("files/list_folder/continue", timeout=60)
+        wait_for(lambda: [t for t in _pending_tasks(pipe) if t["attempts"] > 0], 30,
+                 "the delta task claimed")
+        pipe.web.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+        pipe.web.wait(10)  # type: ignore[union-attr]
     claimed = [t for t in _pending_tasks(pipe) if t["attempts"] > 0]
-    emulator.configure(latency_ms=0)
     pipe.start_web()
     pipe.settle(world, timeout=120)
     check_invariants(world, pipe.queue())
@@ -184,11 +183,14 @@ def test_duplicate_late_and_out_of_order_webhooks(pipeline: tuple[Any, Pipeline]
     check_invariants(world, pipe.queue())
     # (a small .gz goes up in upload_session/start, a large one also appends)
     uploads = _route_total(emulator, "files/upload_session/start")
+    runs = pipe.logs().count("delta run done")
     # late and out-of-order: old notifications replayed after the work is done
     for replay in [other, body, body, other, body]:
         assert _post_notification(url, secret, replay) == 200
         time.sleep(0.3)
-    time.sleep(4)  # two coalescing buckets: the replays' delta runs have happened
+    # the replays' delta runs have happened (not merely had time to)
+    wait_for(lambda: pipe.logs().count("delta run done") > runs and not _pending_tasks(pipe),
+             30, "the replays' delta runs done", diagnose=lambda: str(_pending_tasks(pipe)))
     pipe.settle(world, timeout=30)
     check_invariants(world, pipe.queue())
     assert _route_total(emulator, "files/upload_session/start") == uploads, \
@@ -239,14 +241,13 @@ def test_files_change_while_being_compressed(pipeline: tuple[Any, Pipeline],
     world.mkdir("/moving")
     for name in ("edited.txt", "deleted.txt"):
         world.put(f"/race/{name}", text_bytes(50_000, seed=len(name)))
-    world.put("/moving/inside.txt", text_bytes(40_000, seed=7))
-    emulator.configure(latency_ms=700)  # each Dropbox call of the worker takes 0.7 s
-    wait_for(lambda: _route_total(emulator, "files/download") >= 3, 60,
-             "the worker downloading all three files")
-    world.put("/race/edited.txt", text_bytes(60_000, seed=99))
-    world.delete("/race/deleted.txt")
-    world.move_folder("/moving", "/moved")
-    emulator.configure(latency_ms=0)
+    # the worker has downloaded and compressed all three; their uploads are held
+    with emulator.holding("files/upload_session/start"):
+        world.put("/moving/inside.txt", text_bytes(40_000, seed=7))
+        emulator.wait_held("files/upload_session/start", 3, timeout=60)
+        world.put("/race/edited.txt", text_bytes(60_000, seed=99))
+        world.delete("/race/deleted.txt")
+        world.move_folder("/moving", "/moved")
     pipe.settle(world, timeout=60)
     check_invariants(world, pipe.queue())
 
@@ -258,10 +259,11 @@ def test_rate_limit_storm_no_hot_loop(pipeline: tuple[Any, Pipeline], world: Wor
     pipe.start_web()
     files = seed_world(world, 6, size=5_000)
     wait_for(lambda: pipe.queue().stats().visible == len(files), 30, "work messages queued")
-    emulator.reset_stats()
     emulator.configure(fail_rate=1.0, fail_kinds=["429"], retry_after=2)
-    pipe.start_worker()  # concurrency 4
-    time.sleep(6)
+    worker = pipe.start_worker()  # concurrency 4
+    pipe.wait_worker_started(worker)  # counted from here, however long the start took
+    emulator.reset_stats()
+    time.sleep(6)  # the storm's length
     limited = emulator.stats()["statuses"].get("429", 0)
     emulator.configure(fail_rate=0.0)
     pipe.settle(world, timeout=60)

@@ -25,6 +25,7 @@ from dropgz.web import delta
 from dropgz.web.app import create_app
 from dropgz.web.delta import init_account
 from tests.fixtures.moto import moto_env
+from tests.fixtures.peers import wait_for
 from tests.web.conftest import APP_SECRET, replay, serve, sign_body, stub_tasks
 
 QUEUE_HEADERS = {"X-AppEngine-QueueName": "delta", "X-AppEngine-TaskName": "manual"}
@@ -249,9 +250,9 @@ def test_concurrent_deliveries_for_one_account(pipeline: Pipeline) -> None:
     expected = sorted(f"/c/{i:02d}.txt" for i in range(12))
     for path in expected:
         pipeline.put(path)
-    pipeline.emulator.configure(latency_ms=300)  # a slow listing: the runs overlap
     answers: list[requests.Response] = []
     lock = threading.Lock()
+    emulator = pipeline.emulator
     with serve(pipeline.app) as url:
         def deliver() -> None:
             response = requests.post(url + "/tasks/delta", json={"account": pipeline.account},
@@ -260,13 +261,15 @@ def test_concurrent_deliveries_for_one_account(pipeline: Pipeline) -> None:
                 answers.append(response)
 
         threads = [threading.Thread(target=deliver) for _ in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(0.1)
-        late = pipeline.put("/c/during-the-run.txt")  # a change while a run is in progress
+        # One run is listing (its call held by the emulator) while the other three arrive
+        with emulator.holding("files/list_folder/continue"):
+            for t in threads:
+                t.start()
+            emulator.wait_held("files/list_folder/continue", 1)
+            wait_for(lambda: len(answers) == 3, 30, "the three overlapping deliveries answered")
+            late = pipeline.put("/c/during-the-run.txt")  # a change while the run is listing
         for t in threads:
             t.join(60)
-        pipeline.emulator.configure(latency_ms=0)
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [200, 409, 409, 409]
         assert all(a.headers["Retry-After"] for a in answers if a.status_code == 409)

@@ -29,7 +29,9 @@ Where watching starts (the issue's "starting point")
     (``modified_since``), so a run that dies midway resumes with the same filter.
 
 Two deliveries for one account at once are serialised by a lease in the state store:
-the second answers 409 and the push queue retries it after the first is done.
+the second answers 409 and the push queue retries it after the first is done. The lease is
+short and renewed before every listing call and every send, so the lease of a run whose
+process died lapses within :data:`LEASE_SECONDS` and the push queue's retry takes over.
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ log = logging.getLogger(__name__)
 
 # list_folder's limit is 1..2000 entries per page (files.stone ListFolderArg.limit).
 MAX_PAGE_LIMIT = 2000
-# A run renews its lease before sending each page; one page (≤2000 files, ≤200 batches)
-# takes seconds, so a lease this long only lapses when the run is stuck or dead.
-LEASE_SECONDS = 120.0
+# A run renews its lease before each listing call and before sending each page; one call
+# or one page (≤2000 files, ≤200 batches) takes seconds, so a lease this long lapses only
+# when the run is stuck or dead, and a web tier killed mid-run holds its accounts up for at
+# most this long. (A run that outlives it is fenced: LeaseLost at its next renewal.)
+LEASE_SECONDS = 30.0
 FIRST_NOTICE_LOOKBACK = timedelta(minutes=10)
 # Clock skew between us and Dropbox's server_modified, and calls in flight at sync time.
 RESET_LOOKBACK = timedelta(minutes=5)
@@ -199,13 +203,13 @@ def _run(account: str, listing: _Listing, *, state: StateStore, work_queue: Work
                             fields(account=account))
             if since is None:
                 since = (synced_at or started) - RESET_LOOKBACK
+            _renew(state, account, owner, lease_seconds)
             page = listing.scratch()
         pages += 1
         items, seen, refused = work_items(account, page.entries, rules, since)
         bodies = [item.to_json() for item in items]
         files, skipped = files + seen, skipped + refused
-        if not state.acquire_lease(account, owner, lease_seconds):
-            raise LeaseLost(f"lease on {account} was taken over")
+        _renew(state, account, owner, lease_seconds)
         work_queue.send(bodies)
         sent += len(bodies)
         if not page.has_more:
@@ -215,11 +219,18 @@ def _run(account: str, listing: _Listing, *, state: StateStore, work_queue: Work
         if not page.has_more:
             break
         started = utcnow()
+        _renew(state, account, owner, lease_seconds)
         page = listing.more(page.cursor)
     result = DeltaResult(account, mode, pages, files, sent, skipped)
     log.info("delta run done: %s", fields(account=account, mode=mode, pages=pages,
                                           files=files, sent=sent, skipped=skipped))
     return result
+
+
+def _renew(state: StateStore, account: str, owner: str, seconds: float) -> None:
+    """Push the lease out before the next slow step; fenced: raises when it was lost."""
+    if not state.acquire_lease(account, owner, seconds):
+        raise LeaseLost(f"lease on {account} was taken over")
 
 
 def work_items(account: str, entries: list[Any], rules: CompressionSettings,
