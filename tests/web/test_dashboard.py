@@ -91,3 +91,13 @@ def test_without_a_password_the_dashboard_is_closed(gae_testbed: Any, tmp_path: 
     answer = client.post("/dashboard/login", data={"csrf_token": csrf(client), "password": ""})
     assert answer.status_code == 401
     assert client.get("/dashboard/").status_code == 302
+
+
+def test_a_fresh_service_renders_every_page(app: Any) -> None:
+    # Nothing compressed yet: no ratio divides by zero bytes read.
+    client, _ = logged_in(app)
+    for path in ("/dashboard/", "/dashboard/queue", "/dashboard/accounts",
+                 "/dashboard/workers", "/dashboard/files", "/dashboard/api/overview"):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+    assert "–" in client.get("/dashboard/").text

@@ -61,9 +61,9 @@ def human_bytes(n: float) -> str:
 def percent(part: float | None, whole: float | None = None) -> str:
     if part is None:
         return "–"
-    value = part / whole if whole is not None else part
     if whole is not None and not whole:
         return "–"
+    value = part / whole if whole is not None else part
     return f"{value * 100:.1f} %"
 
 
