@@ -9,7 +9,10 @@ taken does :func:`write_small` look at what is there, with one ranged ``files/do
 its first bytes (the metadata and the gzip header in one call):
 
 - its content hash is the hash of our bytes: it already is what we would write (the same
-  file delivered twice, or a commit whose answer was lost): done, nothing written;
+  revision delivered twice, or a retry after a commit whose answer was lost): skipped as
+  "already done", nothing written. Counted as a skip, not a second compression, so the
+  totals count each revision compressed once (a retry whose first attempt died between its
+  commit and its report is then counted as this skip: the .gz is right, the count one low);
 - its gzip header does not name our file: dropgz did not make it: skipped, never
   overwritten;
 - ours, other bytes: when the original is still the revision we compressed, the same
@@ -39,7 +42,8 @@ MAX_CONFLICT_ROUNDS = 3
 
 @dataclass(frozen=True)
 class Skip:
-    """Why no ``.gz`` is written. ``kind``: "gz-taken", "superseded" or "gone"."""
+    """Why no ``.gz`` is written. ``kind``: "gz-taken", "superseded", "gone" or
+    "already-done"."""
 
     kind: str
     reason: str
@@ -99,7 +103,7 @@ def write_small(dbx: dropbox.Dropbox, committer: BatchCommitter, data: bytes,
 
 
 def _settle_conflict(dbx: dropbox.Dropbox, target: str, content_hash: str,
-                     source: FileMetadata) -> WriteMode | FileMetadata | Skip:
+                     source: FileMetadata) -> WriteMode | Skip:
     """Something is at ``target``: how to go on (see the module docstring)."""
     try:
         existing, header = read_header(dbx, target)
@@ -110,7 +114,8 @@ def _settle_conflict(dbx: dropbox.Dropbox, target: str, content_hash: str,
             return Skip("gz-taken", f"{target} exists and is not a file")
         raise
     if existing.content_hash == content_hash:
-        return existing
+        return Skip("already-done", f"an identical {target} is already there: this revision "
+                                    "was compressed before (a repeated delivery)")
     if gzip_header_name(header) != source.name.encode("utf-8"):
         return not_ours(target, source.name)
     try:

@@ -74,6 +74,7 @@ ALREADY_GZIP = "already-gzip"
 ALREADY_COMPRESSED = "already-compressed"  # a JPEG, ZIP, MP4... (min_savings > 0)
 SAVES_TOO_LITTLE = "saves-too-little"  # gzip would save less than min_savings
 GZ_TAKEN = "gz-taken"  # name.gz exists and is not ours
+ALREADY_DONE = "already-done"  # an identical .gz is there: a repeated delivery
 
 
 @dataclass(frozen=True)

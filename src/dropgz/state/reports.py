@@ -46,7 +46,7 @@ _SKIP_KINDS = (
     ("name too long", "name too long"), ("superseded", "superseded"),
     ("gone", "deleted or moved"), ("folder", "folder"), ("not made by dropgz", ".gz not ours"),
     ("not a file", ".gz not ours"), ("disconnected", "account disconnected"),
-    ("reconnect", "needs reconnect"),
+    ("reconnect", "needs reconnect"), ("identical .gz", "already done"),
 )
 
 
