@@ -10,7 +10,7 @@ import click
 
 from dropgz.cli.common import config_option, load, log_level_option
 from dropgz.core.config import Settings
-from dropgz.ops.keys import INTERNAL_KEY_FILE, kept_key
+from dropgz.core.keyfile import INTERNAL_KEY_FILE, kept_key
 from dropgz.ops.supervisor import Supervisor
 
 

@@ -18,8 +18,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -33,7 +31,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import Request
 
-from dropgz.core.errors import ConfigError
+from dropgz.core.keyfile import kept_key
 from dropgz.core.logs import fields
 from dropgz.core.secret import Secret
 from dropgz.pushqueue.base import RECONCILE_URL, PushQueue, Task, coalesced_name, encode_payload
@@ -81,22 +79,8 @@ CREATE INDEX IF NOT EXISTS tasks_due ON tasks (done_at, eta);
 def load_task_secret(data_path: Path, configured: Secret | None = None) -> Secret:
     """The configured task secret, else the one kept in ``data_path/task_secret``
     (made on first use, mode 0600)."""
-    if configured:
-        return configured
-    data_path.mkdir(parents=True, exist_ok=True)
-    path = data_path / TASK_SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_text(encoding="ascii").strip()
-        if not value:
-            raise ConfigError(f"{path}: empty task secret file: delete it to make a new one, "
-                              "or set [Service] task_secret") from None
-        return Secret(value)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        value = secrets.token_hex(32)
-        fh.write(value + "\n")
-    return Secret(value)
+    return kept_key(data_path, TASK_SECRET_FILE, configured, what="task secret",
+                    setting="[Service] task_secret")
 
 
 def sign(secret: Secret, method: str, path: str, name: str, timestamp: str,

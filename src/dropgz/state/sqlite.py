@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dropgz.core.encryption import TokenCipher
+from dropgz.state import sqlite_db
 from dropgz.state.base import PAUSED, WATCHING, AccountState, LeaseLost, StateStore, utcnow
 
 _SCHEMA = """
@@ -75,24 +75,11 @@ class SqliteStateStore(StateStore):
     def __repr__(self) -> str:
         return f"SqliteStateStore({str(self.path)!r})"
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlite_db.connect(self.path)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlite_db.transaction(self.path)
 
     def get(self, account: str) -> AccountState | None:
         with self._connect() as db:
