@@ -190,6 +190,26 @@ def test_same_gz_delivered_again_is_not_written_again(two: EmulatorProcess, rig:
     assert (again.rev, again.content_hash) == (first.rev, first.content_hash)
 
 
+def test_a_retry_finding_its_own_gz_counts_it_compressed(two: EmulatorProcess,
+                                                         rig: Rig) -> None:
+    # Given the .gz a first attempt committed before its answer was lost (made here by a
+    # first run), and the same message delivered a second time
+    item = put(two, 1, "/exists/lost.txt", text_bytes(20_000))
+    rig.enqueue(item)
+    rig.worker().work(burst=True)
+    first = read(two, 1, "/exists/lost.txt.gz")[0]
+    rig.enqueue(item)
+    [message] = rig.queue.receive(max_messages=1, wait_seconds=5)
+    rig.queue.release(message)  # the lost attempt: received, never settled
+    # When it is retried
+    report = rig.worker().work(burst=True)
+    # Then nothing is written again, and the file counts as compressed (the attempt that
+    # wrote it reported no compression)
+    assert (report.compressed, report.skipped) == (1, 0), report.outcomes
+    again = read(two, 1, "/exists/lost.txt.gz")[0]
+    assert (again.rev, again.content_hash) == (first.rev, first.content_hash)
+
+
 @pytest.mark.parametrize(("folder", "existing", "reason"), [
     ("users-gzip", gzip.compress(b"the user's own archive", mtime=0), "not made by dropgz"),
     ("other-fname", ours("other-name.txt", b"same folder, other file"), "not made by dropgz"),

@@ -8,11 +8,12 @@ autorename: nothing is looked up beforehand. Only when Dropbox answers that the 
 taken does :func:`write_small` look at what is there, with one ranged ``files/download`` of
 its first bytes (the metadata and the gzip header in one call):
 
-- its content hash is the hash of our bytes: it already is what we would write (the same
-  revision delivered twice, or a retry after a commit whose answer was lost): skipped as
-  "already done", nothing written. Counted as a skip, not a second compression, so the
-  totals count each revision compressed once (a retry whose first attempt died between its
-  commit and its report is then counted as this skip: the .gz is right, the count one low);
+- its content hash is the hash of our bytes: it already is what we would write. Nothing is
+  written. On a message's first delivery that is another message's work (the same
+  revision queued twice: a replayed notification, a backfill overlapping the delta tier):
+  skipped as "already done", so the totals count the revision once. On a retry it is most
+  likely this message's own earlier attempt (a commit whose answer was lost, a worker
+  killed between commit and ack), which reported no compression: counted as compressed;
 - its gzip header does not name our file: dropgz did not make it: skipped, never
   overwritten;
 - ours, other bytes: when the original is still the revision we compressed, the same
@@ -81,9 +82,11 @@ def not_ours(target: str, name: str) -> Skip:
 
 
 def write_small(dbx: dropbox.Dropbox, committer: BatchCommitter, data: bytes,
-                content_hash: str, target: str, source: FileMetadata) -> FileMetadata | Skip:
+                content_hash: str, target: str, source: FileMetadata, *,
+                retry: bool = False) -> FileMetadata | Skip:
     """Write ``data`` (the whole ``.gz`` of ``source``, whose Dropbox content hash is
-    ``content_hash``) to ``target``; returns the committed file's metadata or a skip."""
+    ``content_hash``) to ``target``; returns the committed file's metadata or a skip.
+    ``retry``: this message was delivered before (see the module docstring)."""
     session_id = dbx.files_upload_session_start(data, close=True,
                                                 content_hash=content_hash).session_id
     mode = WriteMode.add
@@ -95,7 +98,7 @@ def write_small(dbx: dropbox.Dropbox, committer: BatchCommitter, data: bytes,
         except ApiError as exc:
             if not is_conflict(exc):
                 raise
-        decided = _settle_conflict(dbx, target, content_hash, source)
+        decided = _settle_conflict(dbx, target, content_hash, source, retry)
         if not isinstance(decided, WriteMode):
             return decided
         mode = decided
@@ -103,7 +106,7 @@ def write_small(dbx: dropbox.Dropbox, committer: BatchCommitter, data: bytes,
 
 
 def _settle_conflict(dbx: dropbox.Dropbox, target: str, content_hash: str,
-                     source: FileMetadata) -> WriteMode | Skip:
+                     source: FileMetadata, retry: bool) -> WriteMode | FileMetadata | Skip:
     """Something is at ``target``: how to go on (see the module docstring)."""
     try:
         existing, header = read_header(dbx, target)
@@ -114,6 +117,8 @@ def _settle_conflict(dbx: dropbox.Dropbox, target: str, content_hash: str,
             return Skip("gz-taken", f"{target} exists and is not a file")
         raise
     if existing.content_hash == content_hash:
+        if retry:
+            return existing
         return Skip("already-done", f"an identical {target} is already there: this revision "
                                     "was compressed before (a repeated delivery)")
     if gzip_header_name(header) != source.name.encode("utf-8"):

@@ -111,11 +111,13 @@ class FileCompressor:
         # Small .gz files are committed in batches per account: share one per account.
         self.committer = committer or BatchCommitter()
 
-    def run(self, item: WorkItem) -> Outcome:
+    def run(self, item: WorkItem, *, retry: bool = False) -> Outcome:
+        """Compress ``item``'s file. ``retry``: an earlier attempt of this same message may
+        have written the ``.gz`` (see :func:`~dropgz.compression.commit.write_small`)."""
         with self.committer.working():  # a batch may wait for this file
-            return self._run(item)
+            return self._run(item, retry)
 
-    def _run(self, item: WorkItem) -> Outcome:
+    def _run(self, item: WorkItem, retry: bool) -> Outcome:
         started = time.monotonic()
         reason = eligibility.skip_reason(item.path, item.size, self.rules)
         if reason:
@@ -129,11 +131,12 @@ class FileCompressor:
                 return Outcome.skipped(item.path, GONE, "is a folder", item.rev)
             raise
         try:
-            return self._compress(item, download, started)
+            return self._compress(item, download, started, retry)
         finally:
             download.close()  # also where a skip after the first chunk stops the download
 
-    def _compress(self, item: WorkItem, download: Download, started: float) -> Outcome:
+    def _compress(self, item: WorkItem, download: Download, started: float,
+                  retry: bool) -> Outcome:
         md: FileMetadata = download.metadata
         path = md.path_display or md.path_lower
         if item.rev and md.rev != item.rev:
@@ -159,7 +162,7 @@ class FileCompressor:
             if skip is not None:
                 return skip
             uploaded = write_small(self.dbx, self.committer, data, reader.content_hash,
-                                   target, md)
+                                   target, md, retry=retry)
         else:
             mode = self._write_mode(target, md.name)
             uploaded = mode if isinstance(mode, Skip) else self._upload(reader, target, mode, md)

@@ -175,11 +175,11 @@ class BrokeredCompressor:
         self._owner = owner
         self._account = account
 
-    def run(self, item: WorkItem) -> Outcome:
+    def run(self, item: WorkItem, *, retry: bool = False) -> Outcome:
         try:
             compressor = self._owner.compressor(self._account)
             try:
-                return compressor.run(item)
+                return compressor.run(item, retry=retry)
             except AuthError as exc:
                 log.info("Dropbox refused the token, asking for a new one: %s",
                          fields(account=self._account or "-", error=str(exc.error)))

@@ -49,7 +49,7 @@ class Compressor(Protocol):
     """Compresses one file (:class:`~dropgz.compression.compress.FileCompressor`, or
     :class:`~dropgz.compression.tokens.BrokeredCompressor` with tokens from the web tier)."""
 
-    def run(self, item: WorkItem) -> Outcome: ...
+    def run(self, item: WorkItem, *, retry: bool = False) -> Outcome: ...
 
 
 # Compressor for a message's account (None: the account is unknown here).
@@ -250,7 +250,8 @@ class Worker:
         compressor = self.compressors(item.account)
         if compressor is None:
             raise BadMessage(f"unknown account {item.account!r}")
-        return replace(compressor.run(item), account=item.account)
+        return replace(compressor.run(item, retry=msg.receive_count > 1),
+                       account=item.account)
 
     def _settle(self, msg: Message, outcome: Outcome | None, decision: Decision | None,
                 seconds: float) -> None:
