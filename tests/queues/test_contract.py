@@ -345,3 +345,42 @@ def test_concurrent_consumers_never_share_an_in_flight_message(queue: WorkQueue,
         # atomic across its request threads, so on a loaded machine it does so more often.
         assert len(everything) <= 61 + 4
     assert sum(1 for messages in got.values() if messages) >= 2, "no concurrency happened"
+
+
+def test_sending_while_acking_from_many_threads_loses_nothing(queue: WorkQueue) -> None:
+    # Given a backlog of 100 messages, then two senders adding 50 more each while four
+    # consumers receive and ack: the delta tier sending while workers ack. (moto 5 could
+    # lose a message and undo an ack here; tests/ops/test_moto_peer.py pins that race.)
+    backlog, late = bodies(100, "backlog"), [*bodies(50, "a"), *bodies(50, "b")]
+    sent = [*backlog, *late]
+    queue.send(backlog)
+    acked: list[str] = []
+    lock = threading.Lock()
+
+    def send(part: list[str]) -> None:
+        for start in range(0, len(part), 10):
+            queue.send(part[start:start + 10])
+
+    def consume() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with lock:
+                if len(set(acked)) == len(sent):
+                    return
+            for message in queue.receive(10, wait_seconds=1):
+                queue.ack(message)
+                with lock:
+                    acked.append(message.body)
+
+    threads = [threading.Thread(target=send, args=(late[:50],)),
+               threading.Thread(target=send, args=(late[50:],)),
+               *(threading.Thread(target=consume) for _ in range(4))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=100)
+        assert not thread.is_alive()
+    # Then every message arrived, and no acked message is left in the queue (an undone
+    # ack would show as a message in flight, or visible again)
+    assert sorted(set(acked)) == sorted(sent), f"{len(set(sent) - set(acked))} never arrived"
+    assert queue.stats() == QueueStats(visible=0, in_flight=0, dead=0)

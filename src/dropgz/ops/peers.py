@@ -49,15 +49,18 @@ def _moto_answers(url: str) -> bool:
 
 def start_moto(log_path: Path, timeout: float = READY_TIMEOUT,
                ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start moto_server on a free loopback port; returns the process and its URL.
+    """Start moto_server (:mod:`.moto_peer`) on a free loopback port; returns the process
+    and its URL.
 
     Raises :class:`ProcessFailed` (with the log's tail) when it is missing, exits or does not
     answer within ``timeout`` seconds. The caller stops it (``processes.stop``).
     """
-    command = moto_server_command()
+    moto_server_command()  # installed, or a clear error
     port = free_port()
+    # moto's own server, with the race of its SQS model closed (see .moto_peer)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([command, "-H", "127.0.0.1", "-p", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "dropgz.ops.moto_peer",
+                                 "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
