@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from dropgz.core.config import load_settings
 from dropgz.core.errors import DropgzError
-from dropgz.queues import QueueStats, open_work_queue
+from dropgz.queues import Message, QueueStats, open_work_queue
 from dropgz.queues.sqlite import SQLiteWorkQueue
 from tests.queues.conftest import drain
 
@@ -137,3 +138,36 @@ def test_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
     not_sqlite.write_bytes(b"this is not a database" * 100)
     with pytest.raises(DropgzError, match=r"garbage\.sqlite3"):
         SQLiteWorkQueue(not_sqlite)
+
+
+def test_acks_at_once_are_settled_each_on_its_own_receipt(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    # Given 30 received messages, one of them since received again (its first receipt stale)
+    queue = SQLiteWorkQueue(tmp_path / "q.sqlite3", visibility_timeout=30)
+    queue.send([f"m{i}" for i in range(30)])
+    received = drain(queue, 30)
+    stale = received[0]
+    queue.release(stale)
+    [again] = queue.receive(1, wait_seconds=1)
+    assert again.id == stale.id and again.handle != stale.handle
+    # When 30 threads ack at the same moment (one transaction takes them together)
+    start = threading.Barrier(30)
+
+    def ack(message: Message) -> None:
+        start.wait(timeout=10)
+        queue.ack(message)
+
+    threads = [threading.Thread(target=ack, args=(m,)) for m in received]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # Then the 29 held receipts deleted their messages; the stale one deleted nothing and
+    # said so, and the message stays with its new holder
+    assert queue.stats() == QueueStats(visible=0, in_flight=1, dead=0)
+    assert [r.getMessage() for r in caplog.records if "could not ack" in r.getMessage()] \
+        == [f"could not ack message {stale.id}: no longer held by this receipt (visibility "
+            "timeout expired?)"]
+    queue.ack(again)
+    assert queue.stats() == QueueStats(visible=0, in_flight=0, dead=0)
