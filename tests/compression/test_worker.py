@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from dropgz.compression.compress import SINGLE_UPLOAD_MAX_SOURCE
 from dropgz.core.message import WorkItem
 from tests.compression.conftest import Rig, text_bytes
 from tests.fixtures.peers import gunzip_bytes, gzip_header_name
@@ -88,6 +89,22 @@ def test_folder_gone_and_superseded_are_skipped(rig: Rig) -> None:
     assert reasons[2].startswith(f"rev {old.rev} superseded")
     assert not rig.exists("/changing.txt.gz")
     assert not rig.exists("/folder.txt.gz")
+
+
+def test_a_large_file_queued_twice_counts_once(rig: Rig) -> None:
+    # Given a file streamed through its own upload session, compressed once
+    data = text_bytes(SINGLE_UPLOAD_MAX_SOURCE + 1024 * 1024)
+    item = rig.item(rig.upload("/big/twice.log", data))
+    rig.enqueue(item)
+    assert rig.worker().work(burst=True).compressed == 1
+    first = rig.assert_gz_of("/big/twice.log", data)
+    # When a second message for the same revision comes
+    rig.enqueue(item)
+    report = rig.worker().work(burst=True)
+    # Then the .gz keeps its bytes, and the repeat is a skip, not a second compression
+    assert (report.compressed, report.skipped) == (0, 1), report.outcomes
+    assert "already there" in report.outcomes[0].reason
+    assert rig.read("/big/twice.log.gz") == first
 
 
 def test_redelivery_gives_one_gz_with_the_same_bytes(rig: Rig) -> None:

@@ -164,13 +164,23 @@ class FileCompressor:
             uploaded = write_small(self.dbx, self.committer, data, reader.content_hash,
                                    target, md, retry=retry)
         else:
+            previous: FileMetadata | None = None
             mode = self._write_mode(target, md.name)
+            if isinstance(mode, tuple):
+                mode, previous = mode
             uploaded = mode if isinstance(mode, Skip) else self._upload(reader, target, mode, md)
         if isinstance(uploaded, Skip):
             return Outcome.skipped(path, uploaded.kind, uploaded.reason, md.rev)
         if uploaded.content_hash != reader.content_hash:
             raise TransientError(f"uploaded {target} hash {uploaded.content_hash} differs from "
                                  f"the bytes sent ({reader.content_hash})")
+        if md.size > SINGLE_UPLOAD_MAX_SOURCE and previous is not None and not retry \
+                and previous.content_hash == reader.content_hash:
+            # A streamed .gz is known only once sent: the same revision delivered twice
+            # uploads the same bytes again, but counts once (as commit.py does for small).
+            return Outcome.skipped(path, ALREADY_DONE, f"an identical {target} was already "
+                                   "there: this revision was compressed before (a repeated "
+                                   "delivery; its bytes were sent again)", md.rev)
         deleted = self.rules.replace_original and self._delete_original(md)
         return Outcome("compressed", path, "", md.rev, reader.bytes_in, reader.bytes_out,
                        time.monotonic() - started, deleted)
@@ -204,9 +214,10 @@ class FileCompressor:
         return Outcome.skipped(path, SAVES_TOO_LITTLE,
                                f"gzip saves {saved:.1%}{where}, under {minimum}", rev)
 
-    def _write_mode(self, target: str, name: str) -> WriteMode | Skip:
-        """How to write a large file's ``target``: add, update(rev) of our own old .gz, or
-        a skip."""
+    def _write_mode(self, target: str, name: str
+                    ) -> WriteMode | tuple[WriteMode, FileMetadata] | Skip:
+        """How to write a large file's ``target``: add, update(rev) of our own old .gz
+        (with its metadata), or a skip."""
         try:
             existing = self.dbx.files_get_metadata(target)
         except ApiError as exc:
@@ -218,7 +229,7 @@ class FileCompressor:
         _, header = read_header(self.dbx, target, rev=existing.rev)
         if gzip_header_name(header) != name.encode("utf-8"):
             return not_ours(target, name)
-        return WriteMode.update(existing.rev)
+        return WriteMode.update(existing.rev), existing
 
     def _upload(self, reader: GzipReader, target: str, mode: WriteMode,
                 md: FileMetadata) -> FileMetadata:
