@@ -15,7 +15,6 @@ seconds move by ±10 % on a shared 2-core machine.
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from bench.common import (
     running_emulator,
     seed_small_files,
 )
-from bench.small_files import gunzip_all, read_all
+from bench.small_files import bound_figures, gunzip_all, read_all
 from dropgz.compression.compress import FileCompressor
 from dropgz.compression.worker import Worker
 from dropgz.core.config import load_settings
@@ -48,8 +47,6 @@ PRESETS = {
     "full": {"files": 500, "file_bytes": 4 * KiB, "concurrency": 16, "latency_ms": 50,
              "accounts": 2, "rounds": 5},
 }
-RATE_TARGET = 0.8  # files/s over the latency bound (the issue)
-CALLS_TARGET = 2.1  # Dropbox calls per file (the issue)
 WORK_SECONDS = 600.0
 
 
@@ -69,15 +66,7 @@ def run(size: str, workdir: Path, **overrides: object) -> BenchResult:
         for round_ in range(1, int(params["rounds"]) + 1):
             calls, limited, refused = _one_round(result, emulator, workdir, contents, params,
                                                  round_)
-    ratios = [row["files/s / bound"] for row in result.rows]
-    result.figure("files/s / (concurrency / (calls per file × latency))",
-                  statistics.median(ratios), RATE_TARGET,
-                  note=f"median of {len(ratios)} rounds; {min(ratios):.3f}–{max(ratios):.3f}"
-                  if len(ratios) > 1 else "")
-    per_file = statistics.median(row["calls/file"] for row in result.rows)
-    result.figure("Dropbox calls per file", per_file, CALLS_TARGET, op="<=", unit="calls")
-    result.notes.append("calls by route (last round): " + ", ".join(
-        f"{route} {n / count:.3f}/file" for route, n in sorted(calls.items())))
+    bound_figures(result, calls, count)
     result.notes.append(f"429s (last round): {limited} ({limited / count:.3f}/file); batch "
                         f"entries refused for contention: {refused} ({refused / count:.3f}/file)")
     return result

@@ -72,6 +72,13 @@ def run(size: str, workdir: Path, **overrides: object) -> BenchResult:
             DROPGZ_AWS_VISIBILITY_TIMEOUT=str(int(WORK_SECONDS))))
         for round_ in range(1, int(params["rounds"]) + 1):
             calls = _one_round(result, emulator, settings, contents, params, round_)
+    bound_figures(result, calls, count)
+    return result
+
+
+def bound_figures(result: BenchResult, calls: dict[str, int], count: int) -> None:
+    """The two figures of a bound benchmark from its rounds' rows (medians, with the range
+    of the rate), and the last round's calls by route."""
     ratios = [row["files/s / bound"] for row in result.rows]
     result.figure("files/s / (concurrency / (calls per file × latency))",
                   statistics.median(ratios), RATE_TARGET,
@@ -80,8 +87,7 @@ def run(size: str, workdir: Path, **overrides: object) -> BenchResult:
     per_file = statistics.median(row["calls/file"] for row in result.rows)
     result.figure("Dropbox calls per file", per_file, CALLS_TARGET, op="<=", unit="calls")
     result.notes.append("calls by route (last round): " + ", ".join(
-        f"{route} {n / count:.2f}/file" for route, n in sorted(calls.items())))
-    return result
+        f"{route} {n / count:.3f}/file" for route, n in sorted(calls.items())))
 
 
 def _one_round(result: BenchResult, emulator: Emulator, settings: Settings,
