@@ -21,7 +21,7 @@ class ConnectFailed(Exception):
     """A step of the flow did not answer as a user's browser would expect."""
 
 
-class _ConsentForm(HTMLParser):
+class ConsentForm(HTMLParser):
     """The consent page's form: action, hidden fields, account choices, decision buttons."""
 
     def __init__(self) -> None:
@@ -56,7 +56,7 @@ def connect_over_http(web_url: str, account_id: str, *, decision: str = "allow",
         raise ConnectFailed(f"/connect/start answered {start.status_code}, not a redirect")
     consent_url = start.headers["Location"]
     consent = browser.get(consent_url, allow_redirects=False, timeout=TIMEOUT, verify=verify)
-    form = _ConsentForm()
+    form = ConsentForm()
     form.feed(consent.text)
     if consent.status_code != 200 or form.action is None:
         raise ConnectFailed(f"the consent page answered {consent.status_code}: "
